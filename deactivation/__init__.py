@@ -1,0 +1,1 @@
+"""Deactivation analytics: the shared package (settings, envelope, adapters, the `deact` CLI)."""

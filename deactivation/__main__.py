@@ -1,0 +1,3 @@
+from deactivation.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""MongoDB: collection names, the client, and the local server for the embedded stack.
+
+Code talks only standard pymongo. Locally, `deact mongo serve` runs SecantusDB (a MongoDB
+wire-protocol server on WiredTiger, installed from PyPI as `secantusdb`) as a separate process;
+in production MONGODB_URI points at a real MongoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from deactivation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Collection names (stable: dashboards and later tooling read them).
+PROJECTS = "projects"
+DEACTIVATIONS = "deactivations"
+SITES = "sites"
+MAIL_OUTBOX = "mail_outbox"
+
+
+def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:
+    return MongoClient(settings.MONGODB_URI, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+
+
+def get_database(settings: Settings, client: MongoClient | None = None) -> Database:
+    return (client or connect(settings))[settings.MONGODB_DB]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_executable() -> str:
+    beside_python = Path(sys.executable).with_name("secantusd-py")
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("secantusd-py")
+    if not found:
+        raise RuntimeError("secantusd-py not found: install the project's requirements (make venv)")
+    return found
+
+
+def server_command(port: int, data_dir: Path | str, host: str = "127.0.0.1") -> list[str]:
+    return [
+        _server_executable(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data_dir),
+        "--log-level",
+        "WARNING",
+    ]
+
+
+def wait_until_ready(uri: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with MongoClient(uri, serverSelectionTimeoutMS=500) as client:
+                client.admin.command("ping")
+                return
+        except Exception as exc:  # not up yet
+            last_error = exc
+            time.sleep(0.2)
+    raise TimeoutError(f"MongoDB at {uri} did not answer within {timeout_s:.0f}s: {last_error}")
+
+
+class LocalMongoServer:
+    """A local MongoDB-compatible server process, started and stopped by PID."""
+
+    def __init__(self, data_dir: Path | str, port: int | None = None, log_path: Path | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self, timeout_s: float = 60.0) -> LocalMongoServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            server_command(self.port, self.data_dir.resolve()),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until_ready(self.uri, timeout_s)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> LocalMongoServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
