@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Field(
         Path("data"), description="Local state: MongoDB files, logs, Prefect database, reports."
     )
+    PREFECT_API_URL: str | None = Field(
+        None,
+        description="Prefect API the flows report to (Prefect's own variable). Unset: `deact demo` uses "
+        "the `make up` server if it answers on PREFECT_PORT, else a temporary one with its database "
+        "under DATA_DIR/prefect.",
+    )
+    PREFECT_PORT: int = Field(4200, description="Port of the local Prefect server `make up` starts.")
 
     # --- Collector ------------------------------------------------------------------------------
     MAX_BODY_BYTES: int = Field(
@@ -52,6 +59,12 @@ class Settings(BaseSettings):
     INGEST_THREADS: int = Field(8, ge=1, description="Request threads per collector worker.")
     INGEST_BATCH_MAX: int = Field(
         256, ge=1, description="Most envelopes written and fsynced together in one group commit."
+    )
+    INGEST_PROXY_HOPS: int = Field(
+        0,
+        ge=0,
+        description="Reverse proxies in front of the collector that append X-Forwarded-For "
+        "(0: use the socket's address as remote_addr; behind Cloud Run or one load balancer: 1).",
     )
 
     # --- Google Cloud ---------------------------------------------------------------------------
@@ -118,6 +131,16 @@ class Settings(BaseSettings):
     @property
     def mongo_data_dir(self) -> Path:
         return self.DATA_DIR / "mongo"
+
+    @property
+    def prefect_home(self) -> Path:
+        """PREFECT_HOME of the local stack: the Prefect server's SQLite database lives here."""
+        return self.DATA_DIR / "prefect"
+
+    @property
+    def run_dir(self) -> Path:
+        """PID files of the processes `make up` started (read by `make down`)."""
+        return self.DATA_DIR / "run"
 
 
 @lru_cache(maxsize=1)

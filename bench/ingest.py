@@ -1,0 +1,238 @@
+"""Benchmark: the collector under load over loopback, then a count of what it stored.
+
+    .venv/bin/python bench/ingest.py                        # 15 s of wrk, 64 connections
+    .venv/bin/python bench/ingest.py --duration 30 --connections 128 --no-keepalive
+    .venv/bin/python bench/ingest.py --generator python     # no wrk: bounded Python load
+
+Starts `deact serve` on a free port with a temporary raw store, drives POST /deactivate with a
+real SDK capture (form-encoded, as WordPress sends it), stops the server, then counts the stored
+envelopes. Prints req/s, p50/p99 latency, the 2xx count, the stored count, and the server's CPU
+time per request (useful when other work shares the machine). The last line is a JSON summary.
+
+wrk stops at its deadline without waiting for the requests it still has in flight: those may be
+stored and answered after wrk stopped listening, so `stored - 2xx` is between 0 and the number of
+connections and is printed as `unanswered_at_cutoff`. The Python generator waits for every answer,
+so there stored must equal 2xx exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deactivation.mongo import free_port  # noqa: E402
+from deactivation.sdk_client import encode_form, post_many, site_user_agent  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CAPTURE = REPO / "tests" / "fixtures" / "sdk_captures" / "004-v2x-found-better-plugin.json"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["User-Agent"] = %(user_agent)s
+%(connection_header)s
+wrk.body = %(body)s
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; failed = 0 end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1 else failed = failed + 1 end
+end
+function done(summary, latency, requests)
+  local total_ok, total_failed = 0, 0
+  for _, thread in ipairs(threads) do
+    total_ok = total_ok + thread:get("ok")
+    total_failed = total_failed + thread:get("failed")
+  end
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", total_ok, total_failed,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
+
+
+def start_server(raw_dir: Path, port: int, workers: int, threads: int, batch_max: int) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "RAW_STORE_URL": str(raw_dir),
+        "INGEST_WORKERS": str(workers),
+        "INGEST_THREADS": str(threads),
+        "INGEST_BATCH_MAX": str(batch_max),
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("deact")), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit("the collector did not become ready within 30 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and all its descendants (Linux /proc)."""
+    total, pending = 0.0, [root_pid]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def run_wrk(url: str, body: str, user_agent: str, args: argparse.Namespace, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "user_agent": _lua_string(user_agent),
+            "body": _lua_string(body),
+            "connection_header": "" if args.keepalive else 'wrk.headers["Connection"] = "close"',
+        }
+    )
+    command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    ok, failed, socket_errors, duration_us, p50_us, p99_us = (int(v) for v in result.split()[1:])
+    return {
+        "generator": "wrk",
+        "two_xx": ok,
+        "non_2xx": failed,
+        "socket_errors": socket_errors,
+        "seconds": duration_us / 1e6,
+        "p50_ms": p50_us / 1000,
+        "p99_ms": p99_us / 1000,
+    }
+
+
+def run_python(url: str, body: dict, args: argparse.Namespace) -> dict:
+    count = args.python_requests
+    started = time.perf_counter()
+    statuses = post_many(url.rsplit("/deactivate", 1)[0], [body] * count, concurrency=args.connections)
+    seconds = time.perf_counter() - started
+    ok = sum(200 <= status < 300 for status in statuses)
+    return {
+        "generator": "python",
+        "two_xx": ok,
+        "non_2xx": count - ok,
+        "socket_errors": statuses.count(0),
+        "seconds": seconds,
+        "p50_ms": None,  # post_many does not time single requests
+        "p99_ms": None,
+    }
+
+
+def count_stored(raw_dir: Path) -> tuple[int, int]:
+    """(envelopes, files) under deactivate/."""
+    envelopes = files = 0
+    for path in (raw_dir / "deactivate").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".ndjson") and not path.name.startswith("."):
+            files += 1
+            envelopes += sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    return envelopes, files
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="Seconds of load (wrk).")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="Collector worker processes.")
+    parser.add_argument("--threads", type=int, default=32, help="Request threads per worker.")
+    parser.add_argument("--batch-max", type=int, default=256)
+    parser.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+                        help="One connection per request, as WordPress sends them.")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--python-requests", type=int, default=5000,
+                        help="Requests the Python generator sends (it is bounded by count).")
+    args = parser.parse_args()
+
+    capture = json.loads(CAPTURE.read_text())
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/deactivate"
+    server = start_server(workdir / "raw", port, args.workers, args.threads, args.batch_max)
+    try:
+        cpu_before = process_tree_cpu_seconds(server.pid)
+        if generator == "wrk":
+            load = run_wrk(url, encode_form(capture["body"]), site_user_agent(capture["body"]["url"]), args, workdir)
+        else:
+            load = run_python(url, capture["body"], args)
+        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before
+    finally:
+        stop_server(server)
+    stored, files = count_stored(workdir / "raw")
+    answered = load["two_xx"] + load["non_2xx"]
+    summary = {
+        **load,
+        "keepalive": args.keepalive,
+        "connections": args.connections,
+        "workers": args.workers,
+        "threads": args.threads,
+        "requests_per_s": round(answered / load["seconds"], 1),
+        "stored": stored,
+        "files": files,
+        "envelopes_per_file": round(stored / files, 1) if files else 0,
+        "unanswered_at_cutoff": stored - load["two_xx"],
+        "server_cpu_us_per_request": round(server_cpu / answered * 1e6, 1) if answered else None,
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(f"generator         {generator} ({'keep-alive' if args.keepalive else 'one connection per request'})")
+    print(f"requests/s        {summary['requests_per_s']}")
+    if summary["p50_ms"] is not None:
+        print(f"latency p50/p99   {summary['p50_ms']:.2f} ms / {summary['p99_ms']:.2f} ms")
+    print(f"2xx               {summary['two_xx']} (non-2xx {summary['non_2xx']}, socket errors {summary['socket_errors']})")
+    print(f"stored            {stored} in {files} files ({summary['envelopes_per_file']} per fsync)")
+    print(f"stored - 2xx      {summary['unanswered_at_cutoff']}")
+    print(f"server CPU        {summary['server_cpu_us_per_request']} µs per request")
+    print(json.dumps(summary))
+    ok = summary["non_2xx"] == 0 and 0 <= summary["unanswered_at_cutoff"] <= (
+        args.connections if generator == "wrk" else 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

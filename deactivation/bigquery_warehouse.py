@@ -1,0 +1,279 @@
+"""The BigQuery warehouse: the production side of deactivation.warehouse, same interface as DuckDB.
+
+How an hour slice is replaced (``replace_hours``): each table's incoming rows are loaded (a Parquet
+load job) into a short-lived staging table, then ONE multi-statement transaction deletes the
+``raw_hour`` slices of every table and inserts the staged rows, and commits. Either every table
+shows the new hours or none does; an empty slice simply deletes.
+
+Why not load jobs into the hour partition (``table$YYYYMMDDHH`` with WRITE_TRUNCATE): each load is
+atomic for one partition of one table only, so a crash between tables would leave `deactivations`
+replaced and `hour_loads` (not partitioned) stale, and a window of several hours would need one
+job per hour and table. And the local emulator the tests run against (local-bigquery 0.4.0) does
+not know decorators: it silently creates a table literally named ``table$2026110110``, so that path
+could not be tested here. The DELETE filters on the partitioning column, so BigQuery only touches
+the hour partitions being replaced.
+
+Unqualified table names in our SQL resolve to the configured dataset (``default_dataset``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deactivation.schemas import ALL_TABLES, Table
+from deactivation.warehouse import WarehouseError, arrow_schema, bigquery_param_type
+
+log = logging.getLogger(__name__)
+
+STAGING_LIFETIME = timedelta(hours=6)  # BigQuery drops a staging table a crashed run left behind
+DEFAULT_RETRY_TIMEOUT = 600.0  # the client library's own default; tests shorten it
+
+
+class BigQueryWarehouse:
+    """A BigQuery dataset, or the same dataset on a local emulator when `emulator_host` is set."""
+
+    kind = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        dataset: str,
+        *,
+        emulator_host: str | None = None,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+    ) -> None:
+        self.project = project
+        self.dataset = dataset
+        self.endpoint = _emulator_url(emulator_host) if emulator_host else None
+        self.retry_timeout = retry_timeout
+
+    # --- Interface ------------------------------------------------------------------------------
+
+    def ensure_tables(self, tables: Sequence[Table] = tuple(ALL_TABLES.values())) -> None:
+        with self._errors("creating the dataset and tables"):
+            self.client.create_dataset(self.dataset_id, exists_ok=True, retry=self._retry)
+            for table in tables:
+                self.client.create_table(
+                    _table_definition(self._table_id(table.name), table), exists_ok=True, retry=self._retry
+                )
+        log.debug("ensured %d tables in %s", len(tables), self.dataset_id)
+
+    def replace_hours(self, hours: Sequence[datetime], frames: Mapping[str, pa.Table]) -> dict[str, int]:
+        from google.cloud import bigquery
+
+        hour_values = [hour.astimezone(UTC) for hour in hours]
+        with self._staged(frames) as staged:
+            statements = []
+            for name in frames:
+                statements.append(f"DELETE FROM `{name}` WHERE raw_hour IN UNNEST(@hours)")
+                if name in staged:
+                    columns = ", ".join(f"`{c}`" for c in ALL_TABLES[name].column_names)
+                    statements.append(
+                        f"INSERT INTO `{name}` ({columns}) SELECT {columns} FROM `{staged[name]}`"
+                    )
+            parameters = [bigquery.ArrayQueryParameter("hours", "TIMESTAMP", hour_values)]
+            with self._errors("replacing hours, nothing changed"):
+                self._run(_transaction(statements), parameters).result(retry=self._retry)
+        return {name: frame.num_rows for name, frame in frames.items()}
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        with self._errors("query"):
+            rows = self._run(sql, _parameters(sql, params)).result(retry=self._retry)
+            frame = rows.to_dataframe(create_bqstorage_client=False)
+        return _like_duckdb(frame)
+
+    def run_script(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
+        script = _transaction(statements)
+        with self._errors("script, nothing changed"):
+            self._run(script, _parameters(script, params)).result(retry=self._retry)
+
+    def table_exists(self, name: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        with self._errors("looking up a table"):
+            try:
+                self.client.get_table(self._table_id(name), retry=self._retry)
+            except NotFound:
+                return False
+        return True
+
+    # --- Connection -----------------------------------------------------------------------------
+
+    @cached_property
+    def client(self):
+        from google.cloud import bigquery
+
+        if self.endpoint is None:  # production: application default credentials
+            with self._errors("connecting"):
+                return bigquery.Client(project=self.project)
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=self.project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self.endpoint),
+        )
+
+    @property
+    def dataset_id(self) -> str:
+        return f"{self.project}.{self.dataset}"
+
+    @cached_property
+    def _retry(self):
+        from google.cloud.bigquery import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_timeout(self.retry_timeout)
+
+    def _table_id(self, name: str) -> str:
+        return f"{self.dataset_id}.{name}"
+
+    def _run(self, sql: str, parameters: list):
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(default_dataset=self.dataset_id, query_parameters=parameters)
+        return self.client.query(sql, job_config=config, retry=self._retry)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn the client's many exception types into one WarehouseError that says where and what."""
+        from google.api_core.exceptions import GoogleAPIError, RetryError
+        from google.auth.exceptions import GoogleAuthError
+        from requests.exceptions import RequestException
+
+        where = f"BigQuery dataset {self.dataset_id}" + (f" at {self.endpoint}" if self.endpoint else "")
+        try:
+            yield
+        except (RetryError, RequestException) as exc:
+            raise WarehouseError(f"cannot reach {where} ({action}): {_cause(exc)}") from exc
+        except GoogleAuthError as exc:
+            raise WarehouseError(
+                f"no Google Cloud credentials for {where} ({action}): {exc}; "
+                "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+            ) from exc
+        except GoogleAPIError as exc:
+            raise WarehouseError(f"{where} refused the {action}: {exc}") from exc
+
+    # --- Staging --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _staged(self, frames: Mapping[str, pa.Table]) -> Iterator[dict[str, str]]:
+        """Load each non-empty frame into its own staging table; drop them all afterwards."""
+        staged: dict[str, str] = {}
+        try:
+            for name, frame in frames.items():
+                if name not in ALL_TABLES:
+                    raise WarehouseError(f"unknown warehouse table {name!r}")
+                if frame.num_rows:
+                    staged[name] = self._load_staging(ALL_TABLES[name], frame)
+            yield staged
+        finally:
+            for staging in staged.values():
+                with contextlib.suppress(Exception):  # it expires by itself; never hide the real error
+                    self.client.delete_table(self._table_id(staging), not_found_ok=True)
+
+    def _load_staging(self, table: Table, frame: pa.Table) -> str:
+        from google.cloud import bigquery
+
+        staging = f"_staging_{table.name}_{uuid.uuid4().hex}"
+        definition = bigquery.Table(self._table_id(staging), schema=_schema(table, staging=True))
+        definition.expires = datetime.now(UTC) + STAGING_LIFETIME
+        parquet = io.BytesIO()
+        pq.write_table(frame.select(table.column_names).cast(arrow_schema(table)), parquet)
+        parquet.seek(0)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=definition.schema,
+        )
+        with self._errors(f"loading {table.name} rows, nothing changed"):
+            self.client.create_table(definition, retry=self._retry)
+            job = self.client.load_table_from_file(parquet, definition.reference, job_config=config)
+            job.result(retry=self._retry)
+        return staging
+
+
+def _emulator_url(host: str) -> str:
+    """BIGQUERY_EMULATOR_HOST may be `host:port` (like the other emulators' variables) or a URL."""
+    return host if re.match(r"^https?://", host) else f"http://{host}"
+
+
+def _schema(table: Table, *, staging: bool = False) -> list:
+    """The table's BigQuery schema. Staging columns are all NULLABLE: the INSERT into the real
+    table is what enforces REQUIRED, with BigQuery's own error naming the column."""
+    from google.cloud import bigquery
+
+    return [
+        bigquery.SchemaField(
+            column.name,
+            column.type,
+            mode="REQUIRED" if column.required and not staging else "NULLABLE",
+            description=column.description or None,
+        )
+        for column in table.columns
+    ]
+
+
+def _table_definition(table_id: str, table: Table):
+    from google.cloud import bigquery
+
+    definition = bigquery.Table(table_id, schema=_schema(table))
+    definition.description = table.description or None
+    if table.partition_by:
+        definition.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.HOUR, field=table.partition_by
+        )
+    if table.cluster_by:
+        definition.clustering_fields = list(table.cluster_by)
+    return definition
+
+
+def _transaction(statements: Sequence[str]) -> str:
+    body = "".join(f"{statement.strip().rstrip(';')};\n" for statement in statements)
+    return f"BEGIN TRANSACTION;\n{body}COMMIT TRANSACTION;"
+
+
+def _parameters(sql: str, params: Mapping[str, Any] | None) -> list:
+    """Query parameters for the @names the SQL uses (as DuckDBWarehouse, unused ones are left out).
+
+    A list becomes an ARRAY of its first element's type; an empty list is an ARRAY<STRING>.
+    """
+    from google.cloud import bigquery
+
+    parameters = []
+    for name, value in (params or {}).items():
+        if not re.search(rf"@{re.escape(name)}\b", sql):
+            continue
+        if isinstance(value, (list, tuple, set)):
+            values = list(value)
+            element_type = bigquery_param_type(values[0]) if values else "STRING"
+            parameters.append(bigquery.ArrayQueryParameter(name, element_type, values))
+        else:
+            parameters.append(bigquery.ScalarQueryParameter(name, bigquery_param_type(value), value))
+    return parameters
+
+
+def _like_duckdb(frame: pd.DataFrame) -> pd.DataFrame:
+    """DATE columns as datetime64 (DuckDB's .df() shape), not the db-dtypes `dbdate` extension type,
+    so callers see the same frame from either warehouse."""
+    for column in frame.columns:
+        if str(frame[column].dtype) == "dbdate":
+            frame[column] = frame[column].astype("datetime64[us]")
+    return frame
+
+
+def _cause(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}"

@@ -1,0 +1,250 @@
+"""The Prefect tasks the flows sequence: each wraps one package call.
+
+Only tasks that do I/O (raw store, MongoDB, warehouse) retry; they are safe to retry because every
+stage is idempotent (the pipeline replaces whole raw_hour slices, analytics rebuilds aggregates).
+Settings come from `get_settings()`, i.e. the environment of the worker that runs the flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from prefect import task
+from pydantic import BaseModel, Field
+
+from deactivation.raw_store import hour_floor, hours_ending_at, parse_hour
+from deactivation.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+#: An hour as operators type it in the Prefect UI and on the CLI: YYYY-MM-DDTHH (UTC).
+HourText = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$", description="An hour in UTC, written YYYY-MM-DDTHH."),
+]
+
+#: Retry policy of tasks that talk to storage, MongoDB or the warehouse.
+IO_RETRIES = 2
+IO_RETRY_DELAYS = [10, 60]
+
+DEAD_LETTER_TYPES = ("unparseable", "unknown_project", "invalid_reason", "invalid_field")
+HISTORY_TABLES = ("deactivations", "sites", "deactivation_errors")
+
+
+class PipelineRunError(RuntimeError):
+    """The Beam pipeline failed for a window of hours (the message names them and the cause)."""
+
+
+class VerificationError(RuntimeError):
+    """The warehouse does not hold what the pipeline reported (the message names the hours)."""
+
+
+def format_hour(hour: datetime) -> str:
+    return f"{hour:%Y-%m-%dT%H}"
+
+
+def describe_hours(hours: Sequence[datetime]) -> str:
+    """'2026-11-28T01' for one hour, '2026-11-27T00..2026-11-28T23 (48 hours)' for a window."""
+    if len(hours) == 1:
+        return format_hour(hours[0])
+    return f"{format_hour(hours[0])}..{format_hour(hours[-1])} ({len(hours)} hours)"
+
+
+class HourCounts(BaseModel):
+    """What the warehouse holds for one raw hour (hour_loads, checked against the tables)."""
+
+    hour: str
+    files: int
+    read: int
+    deactivations: int
+    sites: int
+    dead_letters: int
+
+
+class WarehouseCounts(BaseModel):
+    """Rows the warehouse holds for a set of raw hours."""
+
+    hours: list[HourCounts]
+    table_rows: dict[str, int]
+    dead_letters: dict[str, int]
+    #: (hour, table) → rows actually in the table, to check hour_loads against.
+    rows_by_hour: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+# --- pure tasks ---------------------------------------------------------------------------------------
+
+
+@task(name="resolve-window")
+def resolve_window(hour: str | None, hours: int) -> list[datetime]:
+    """The hours to process: `hours` hours ending at `hour`, or the trailing complete hours."""
+    if hour is None:
+        from beam.pipeline import trailing_hours
+
+        return list(trailing_hours(count=hours))
+    return hours_ending_at(parse_hour(hour), hours)
+
+
+@task(name="resolve-range")
+def resolve_range(start_hour: str, end_hour: str, max_hours: int) -> list[datetime]:
+    """Every hour from start to end, both included (at most `max_hours`)."""
+    first, last = parse_hour(start_hour), parse_hour(end_hour)
+    if last < first:
+        raise ValueError(f"end_hour {end_hour} is before start_hour {start_hour}")
+    count = int((last - first).total_seconds() // 3600) + 1
+    if count > max_hours:
+        raise ValueError(f"at most {max_hours} hours at a time, {start_hour}..{end_hour} is {count}")
+    return hours_ending_at(last, count)
+
+
+# --- I/O tasks ----------------------------------------------------------------------------------------
+
+
+@task(name="run-beam-pipeline", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
+def run_beam_pipeline(hours: list[datetime]):
+    """One Beam job over the window; a failure names the hours and the cause."""
+    from beam.pipeline import run_pipeline
+
+    try:
+        return run_pipeline(get_settings(), hours)
+    except Exception as exc:
+        raise PipelineRunError(
+            f"pipeline failed for hour {describe_hours(hours)}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+@task(name="read-warehouse-counts", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
+def read_warehouse_counts(hours: list[datetime]) -> WarehouseCounts:
+    """hour_loads rows and the actual table rows of these raw hours."""
+    from deactivation.warehouse import open_warehouse
+
+    warehouse = open_warehouse(get_settings())
+    params = {"hours": [hour_floor(h) for h in hours]}
+    loads = warehouse.query(HOUR_LOADS_SQL, params)
+    rows = warehouse.query(ROWS_BY_HOUR_SQL, params)
+    return _warehouse_counts(loads, rows)
+
+
+@task(name="find-loaded-hours", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
+def find_loaded_hours(hours: list[datetime]) -> list[datetime]:
+    """The hours that already have an hour_loads row (a backfill skips them when resuming)."""
+    from deactivation.warehouse import open_warehouse
+
+    warehouse = open_warehouse(get_settings())
+    if not warehouse.table_exists("hour_loads"):
+        return []
+    loaded = warehouse.query(HOUR_LOADS_SQL, {"hours": [hour_floor(h) for h in hours]})
+    done = set(loaded["hour"])
+    return [h for h in hours if format_hour(h) in done]
+
+
+@task(name="build-analytics", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
+def build_analytics_task(since: datetime | None, full: bool):
+    from reports.analytics import build_analytics
+
+    return build_analytics(get_settings(), since=since, full=full)
+
+
+@task(name="render-report", retries=1, retry_delay_seconds=10)
+def render_report_task(project: str | None, days: int | None, png: bool):
+    from reports.render import render_report
+
+    settings = get_settings()
+    return render_report(settings, Path(settings.reports_dir), project=project, days=days, png=png)
+
+
+# --- verification (pure) ------------------------------------------------------------------------------
+
+
+@task(name="verify-warehouse")
+def verify_against_warehouse(summary, hours: list[datetime], counts: WarehouseCounts) -> None:
+    """Raise VerificationError, naming each bad hour, unless the warehouse holds what Beam reported."""
+    problems = warehouse_problems(summary, hours, counts)
+    if problems:
+        raise VerificationError("warehouse check failed: " + "; ".join(problems))
+
+
+def warehouse_problems(summary, hours: Sequence[datetime], counts: WarehouseCounts) -> list[str]:
+    problems = []
+    loaded = {row.hour: row for row in counts.hours}
+    for hour in map(format_hour, hours):
+        row = loaded.get(hour)
+        if row is None:
+            problems.append(f"hour {hour}: no hour_loads row")
+            continue
+        actual = counts.rows_by_hour.get(hour, {})
+        for table, expected in (
+            ("deactivations", row.deactivations),
+            ("sites", row.sites),
+            ("deactivation_errors", row.dead_letters),
+        ):
+            if actual.get(table, 0) != expected:
+                problems.append(
+                    f"hour {hour}: hour_loads says {expected} {table} rows, the table holds {actual.get(table, 0)}"
+                )
+    for table in HISTORY_TABLES:
+        reported = summary.rows_written.get(table)
+        if reported is not None and reported != counts.table_rows.get(table, 0):
+            problems.append(
+                f"hours {describe_hours(hours)}: pipeline wrote {reported} {table} rows, "
+                f"the warehouse holds {counts.table_rows.get(table, 0)}"
+            )
+    for kind, reported in summary.errors.items():
+        if reported != counts.dead_letters.get(kind, 0):
+            problems.append(
+                f"hours {describe_hours(hours)}: pipeline reported {reported} {kind} dead letters, "
+                f"the warehouse holds {counts.dead_letters.get(kind, 0)}"
+            )
+    return problems
+
+
+# --- warehouse SQL (BigQuery dialect) -----------------------------------------------------------------
+
+HOUR_LOADS_SQL = """
+SELECT FORMAT_TIMESTAMP('%Y-%m-%dT%H', raw_hour) AS hour, files, records_read, deactivations, sites, errors
+FROM hour_loads
+WHERE raw_hour IN UNNEST(@hours)
+ORDER BY hour
+"""
+
+ROWS_BY_HOUR_SQL = """
+SELECT 'deactivations' AS table_name, '' AS error_type,
+       FORMAT_TIMESTAMP('%Y-%m-%dT%H', raw_hour) AS hour, COUNT(*) AS row_count
+FROM deactivations WHERE raw_hour IN UNNEST(@hours) GROUP BY raw_hour
+UNION ALL
+SELECT 'sites', '', FORMAT_TIMESTAMP('%Y-%m-%dT%H', raw_hour), COUNT(*)
+FROM sites WHERE raw_hour IN UNNEST(@hours) GROUP BY raw_hour
+UNION ALL
+SELECT 'deactivation_errors', error_type, FORMAT_TIMESTAMP('%Y-%m-%dT%H', raw_hour), COUNT(*)
+FROM deactivation_errors WHERE raw_hour IN UNNEST(@hours) GROUP BY raw_hour, error_type
+"""
+
+
+def _warehouse_counts(loads, rows) -> WarehouseCounts:
+    hours = [
+        HourCounts(
+            hour=record["hour"],
+            files=int(record["files"]),
+            read=int(record["records_read"]),
+            deactivations=int(record["deactivations"]),
+            sites=int(record["sites"]),
+            dead_letters=int(record["errors"]),
+        )
+        for record in loads.to_dict("records")
+    ]
+    table_rows = dict.fromkeys(HISTORY_TABLES, 0)
+    dead_letters = dict.fromkeys(DEAD_LETTER_TYPES, 0)
+    rows_by_hour: dict[str, dict[str, int]] = {}
+    for record in rows.to_dict("records"):
+        count = int(record["row_count"])
+        table_rows[record["table_name"]] += count
+        per_hour = rows_by_hour.setdefault(record["hour"], {})
+        per_hour[record["table_name"]] = per_hour.get(record["table_name"], 0) + count
+        if record["table_name"] == "deactivation_errors":
+            dead_letters[record["error_type"]] = dead_letters.get(record["error_type"], 0) + count
+    return WarehouseCounts(
+        hours=hours, table_rows=table_rows, dead_letters=dead_letters, rows_by_hour=rows_by_hour
+    )

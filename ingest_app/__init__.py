@@ -1,0 +1,36 @@
+"""The collector: receives the SDK's requests and stores them as raw envelopes (see README)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from deactivation.raw_store import RawStore
+from deactivation.settings import Settings, get_settings
+from ingest_app.collect import collect
+from ingest_app.counters import IngestCounters
+from ingest_app.errors import register_error_handlers
+from ingest_app.health import health
+from ingest_app.state import IngestState
+from ingest_app.writer import GroupCommitWriter
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the collector app; `settings` defaults to the process settings (the environment)."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    # Werkzeug then refuses larger bodies before reading them (answered as 413).
+    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_BODY_BYTES
+    store = RawStore.from_settings(settings)
+    IngestState(
+        settings=settings,
+        store=store,
+        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX),
+        counters=IngestCounters(),
+    ).init_app(app)
+    app.register_blueprint(collect)
+    app.register_blueprint(health)
+    register_error_handlers(app)
+    if settings.INGEST_PROXY_HOPS:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.INGEST_PROXY_HOPS)  # type: ignore[method-assign]
+    return app

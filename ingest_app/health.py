@@ -1,0 +1,35 @@
+"""GET /healthz (the process is up) and GET /readyz (the raw store takes writes)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Blueprint, Response
+
+from deactivation.raw_store import RawStoreError
+from ingest_app.errors import error_response
+from ingest_app.state import ingest_state
+
+log = logging.getLogger(__name__)
+
+health = Blueprint("health", __name__)
+
+
+def _json(payload: dict) -> Response:
+    return Response(orjson.dumps(payload), status=200, mimetype="application/json")
+
+
+@health.get("/healthz")
+def healthz() -> Response:
+    return _json({"status": "ok", "counts": ingest_state().counters.snapshot()})
+
+
+@health.get("/readyz")
+def readyz() -> Response:
+    try:
+        ingest_state().store.check_writable()
+    except RawStoreError as exc:
+        log.error("readiness probe failed: %s", type(exc.__cause__ or exc).__name__)
+        return error_response(503, "store_unavailable", "the raw store is not writable")
+    return _json({"status": "ready"})

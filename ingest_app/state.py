@@ -1,0 +1,29 @@
+"""What the collector's views share: settings, the raw store, its writer and the counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from deactivation.raw_store import RawStore
+from deactivation.settings import Settings
+from ingest_app.counters import IngestCounters
+from ingest_app.writer import GroupCommitWriter
+
+EXTENSION = "ingest"
+
+
+@dataclass
+class IngestState:
+    settings: Settings
+    store: RawStore
+    writer: GroupCommitWriter
+    counters: IngestCounters
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[EXTENSION] = self
+
+
+def ingest_state() -> IngestState:
+    return current_app.extensions[EXTENSION]

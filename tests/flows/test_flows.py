@@ -1,0 +1,142 @@
+"""The flows against the real pipeline and warehouse, on seeded demo data."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prefect.exceptions import ParameterTypeError
+
+from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
+from deactivation.projects import upsert_project
+from deactivation.raw_store import RawStore
+from deactivation.settings import Settings, get_settings
+from deactivation.warehouse import open_warehouse
+from flows.artifacts import PIPELINE_KEY
+from flows.backfill_flow import backfill, contiguous_chunks
+from flows.pipeline_flow import deactivation_pipeline
+
+FIRST_HOUR = datetime(2026, 11, 20, 0, tzinfo=UTC)
+HOURS = [FIRST_HOUR + timedelta(hours=i) for i in range(6)]
+LAST = f"{HOURS[-1]:%Y-%m-%dT%H}"
+
+
+@pytest.fixture
+def demo_data(flow_settings: Settings, mongo_db) -> Settings:
+    """Six seeded hours in the raw store and the demo projects registered."""
+    for project in DEMO_PROJECTS:
+        upsert_project(mongo_db, project)
+    generated = generate_events(seed=11, start_hour=FIRST_HOUR, hours=len(HOURS), events_per_hour=12)
+    write_to_raw_store(RawStore.from_settings(flow_settings), generated.envelopes)
+    return flow_settings
+
+
+def history_snapshot(settings: Settings) -> dict[str, list[tuple]]:
+    """Every history row by table (what a re-run must reproduce), hour_loads without its timestamp."""
+    warehouse = open_warehouse(settings)
+    queries = {
+        "deactivations": "SELECT * FROM deactivations ORDER BY event_id",
+        "sites": "SELECT * FROM sites ORDER BY event_id",
+        "deactivation_errors": "SELECT * FROM deactivation_errors ORDER BY error_id",
+        "hour_loads": "SELECT * EXCEPT (loaded_at) FROM hour_loads ORDER BY raw_hour",
+    }
+    return {table: list(warehouse.query(sql).itertuples(index=False)) for table, sql in queries.items()}
+
+
+def latest_artifact_markdown(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    async def read() -> str:
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
+            return artifacts[0].data
+
+    return asyncio.run(read())
+
+
+def markdown_counts(markdown: str) -> dict[str, str]:
+    """The artifact's summary table (the one before the per-hour section) as {measure: value}."""
+    summary = markdown.split("\n### ", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in summary.splitlines() if line.startswith("|")]
+    return {cells[0].strip(): cells[1].strip() for cells in rows[2:]}
+
+
+def test_pipeline_artifact_numbers_equal_the_warehouse(demo_data: Settings):
+    report = deactivation_pipeline(hour=LAST, hours=len(HOURS))
+
+    counts = markdown_counts(latest_artifact_markdown(PIPELINE_KEY))
+    warehouse = open_warehouse(demo_data)
+    in_warehouse = {
+        row.measure: int(row.n)
+        for row in warehouse.query(
+            "SELECT 'valid deactivations' AS measure, COUNT(*) AS n FROM deactivations "
+            "UNION ALL SELECT 'rows written: sites', COUNT(*) FROM sites "
+            "UNION ALL SELECT 'rows written: deactivation_errors', COUNT(*) FROM deactivation_errors "
+            "UNION ALL SELECT 'events read', SUM(records_read) FROM hour_loads "
+            "UNION ALL SELECT CONCAT('dead letters: ', error_type), COUNT(*) FROM deactivation_errors "
+            "GROUP BY error_type"
+        ).itertuples(index=False)
+    }
+    assert in_warehouse["valid deactivations"] > 0 and in_warehouse["rows written: deactivation_errors"] > 0
+    for measure, number in in_warehouse.items():
+        assert int(counts[measure]) == number, measure
+    assert int(counts["rows written: deactivations"]) == in_warehouse["valid deactivations"]
+    assert report.valid == in_warehouse["valid deactivations"]
+    assert [h.hour for h in report.per_hour] == [f"{h:%Y-%m-%dT%H}" for h in HOURS]
+
+
+def test_backfill_over_six_hours_equals_six_single_hour_runs(
+    demo_data: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    for hour in HOURS:
+        deactivation_pipeline(hour=f"{hour:%Y-%m-%dT%H}", hours=1)
+    single_runs = history_snapshot(demo_data)
+
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{tmp_path / 'backfill.duckdb'}")
+    get_settings.cache_clear()
+    report = backfill(start_hour=f"{HOURS[0]:%Y-%m-%dT%H}", end_hour=LAST, hours_per_run=4, run_analytics=False)
+
+    assert [len(run.hours) for run in report.runs] == [4, 2]
+    assert history_snapshot(get_settings()) == single_runs
+    assert single_runs["deactivations"], "the seeded hours hold deactivations"
+
+    resumed = backfill(start_hour=f"{HOURS[0]:%Y-%m-%dT%H}", end_hour=LAST, run_analytics=False)
+    assert resumed.runs == [] and len(resumed.skipped) == len(HOURS)
+
+
+def test_a_failed_run_names_the_hour_and_the_cause(flow_settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    import beam.pipeline
+    from flows import tasks
+
+    def storage_down(settings, hours, **_options):
+        raise ConnectionError("raw store unreachable")
+
+    monkeypatch.setattr(beam.pipeline, "run_pipeline", storage_down)
+    monkeypatch.setattr(tasks.run_beam_pipeline, "retries", 0)
+
+    state = deactivation_pipeline(hour="2026-11-20T03", hours=1, return_state=True)
+
+    assert state.is_failed()
+    assert "2026-11-20T03" in state.message and "raw store unreachable" in state.message
+    failure = latest_artifact_markdown(PIPELINE_KEY)
+    assert "FAILED" in failure and "2026-11-20T03" in failure and "ConnectionError" in failure
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ParameterTypeError, match="hour"):
+        deactivation_pipeline(hour="2026-11-20 03:00", hours=1)
+    with pytest.raises(ParameterTypeError, match="hours"):
+        deactivation_pipeline(hour="2026-11-20T03", hours=0)
+
+
+def test_contiguous_chunks_split_at_gaps_and_size():
+    hours = [FIRST_HOUR + timedelta(hours=i) for i in (0, 1, 2, 4, 5, 6, 7, 8)]
+    chunks = contiguous_chunks(hours, 3)
+    assert [[h.hour for h in chunk] for chunk in chunks] == [[0, 1, 2], [4, 5, 6], [7, 8]]
