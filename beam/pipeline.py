@@ -44,6 +44,7 @@ from beam.transforms import (
     METRICS_NAMESPACE,
     ProcessDeactivations,
     ProjectRules,
+    RawFileGroup,
     registry_rules,
 )
 from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, SITES, connect
@@ -61,6 +62,9 @@ ROUTE = "deactivate"
 LOCAL_RUNNER = "FnApiRunner"
 SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
 MONGO_COLLECTIONS = (DEACTIVATIONS, SITES, MAIL_OUTBOX)
+#: Raw files read and parsed as one element: the collector writes many small files (down to one
+#: envelope each when traffic is low), and every element and staged file has a fixed cost.
+FILES_PER_GROUP = 32
 
 
 class PipelineError(RuntimeError):
@@ -101,6 +105,18 @@ def trailing_hours(now: datetime | None = None, count: int = 2) -> list[datetime
     return hours_ending_at(current_hour - timedelta(hours=1), count)
 
 
+def file_groups(files: list[tuple[str, str]], size: int = FILES_PER_GROUP) -> list[tuple[str, list[str]]]:
+    """(raw hour, up to `size` paths of that hour), in file order: the same listing, the same groups."""
+    by_hour: dict[str, list[str]] = {}
+    for raw_hour, path in files:
+        by_hour.setdefault(raw_hour, []).append(path)
+    return [
+        (raw_hour, paths[start : start + size])
+        for raw_hour, paths in by_hour.items()
+        for start in range(0, len(paths), size)
+    ]
+
+
 def _key_by_raw_file(dead_letter):
     """DeadLetter → (its raw file, it); left unannotated, as Beam would read the hints as coders."""
     return dead_letter.raw_file, dead_letter
@@ -117,16 +133,17 @@ def build_pipeline(
         pipeline = beam.Pipeline(runner=FnApiRunner(), options=options)
     else:
         pipeline = beam.Pipeline(options=options)
-    settings = options.view_as(DeactivationOptions)
+    records_per_batch = options.view_as(DeactivationOptions).records_per_batch
 
     registry = beam.pvalue.AsSingleton(pipeline | "ProjectRegistry" >> beam.Create([inputs.registry]))
     contents = (
         pipeline
-        | "ListedFiles" >> beam.Create(inputs.files)
-        | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadRawFiles" >> beam.ParDo(ReadRawFiles(inputs.raw_store_url, inputs.gcs_endpoint))
+        | "ListedFiles" >> beam.Create(file_groups(inputs.files))
+        | "SpreadFileGroups" >> beam.Reshuffle()
+        | "ReadRawFiles"
+        >> beam.ParDo(ReadRawFiles(inputs.raw_store_url, inputs.gcs_endpoint)).with_output_types(RawFileGroup)
     )
-    processed = contents | "Process" >> ProcessDeactivations(registry, settings.records_per_batch)
+    processed = contents | "Process" >> ProcessDeactivations(registry, records_per_batch)
     events = processed["events"]
     staging = inputs.staging_dir
     _ = events | "StageDeactivations" >> beam.ParDo(
@@ -185,6 +202,27 @@ def run_pipeline(
     started = time.monotonic()
     hours = sorted({hour_floor(h) for h in hours})
     options = pipeline_options(settings, extra_pipeline_args)
+    inputs = gather_inputs(settings, hours, options)
+    tables, mongo_written = _process(options, inputs, write_mongo)
+    tables[HOUR_LOADS.name] = hour_loads(hours, inputs.files, tables)
+    loading = time.monotonic()
+    warehouse = open_warehouse(settings)
+    warehouse.ensure_tables()
+    written = warehouse.replace_hours(hours, tables)
+    log.info("pipeline: warehouse load %.1fs", time.monotonic() - loading)
+    summary = _summary(hours, inputs.files, tables, written, mongo_written, time.monotonic() - started)
+    log.info(
+        "pipeline: read %d, %d valid, %d dead letters, %.1fs",
+        summary.read,
+        summary.deactivations,
+        sum(summary.errors.values()),
+        summary.seconds,
+    )
+    return summary
+
+
+def gather_inputs(settings: Settings, hours: list[datetime], options: PipelineOptions) -> PipelineInputs:
+    """What the driver reads before the job: the hours' file listing and the project registry."""
     store = RawStore.from_settings(settings)
     files = [(hour_label(h), f.relative_path) for h in hours for f in store.list_hour(ROUTE, h)]
     client = connect(settings)
@@ -194,40 +232,36 @@ def run_pipeline(
         rules = registry_rules(load_registry(db))
     finally:
         client.close()
-    staging_dir = FileSystems.join(staging_root(settings, options), uuid.uuid4().hex)
-    inputs = PipelineInputs(
+    log.info("pipeline: %d hour(s), %d file(s), %d project(s)", len(hours), len(files), len(rules))
+    return PipelineInputs(
         files=files,
         registry=rules,
         raw_store_url=settings.RAW_STORE_URL,
         gcs_endpoint=settings.STORAGE_EMULATOR_HOST,
-        staging_dir=staging_dir,
+        staging_dir=FileSystems.join(staging_root(settings, options), uuid.uuid4().hex),
         mongo_uri=settings.MONGODB_URI,
         mongo_db=settings.MONGODB_DB,
     )
-    log.info("pipeline: %d hour(s), %d file(s), %d project(s)", len(hours), len(files), len(rules))
+
+
+def _process(
+    options: PipelineOptions, inputs: PipelineInputs, write_mongo: bool
+) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """Run the job and collect its staged rows; the staging directory is removed either way."""
+    started = time.monotonic()
     try:
-        mongo_written = (
-            _run_graph(options, inputs, write_mongo) if files else dict.fromkeys(MONGO_COLLECTIONS, 0)
-        )
+        if inputs.files:
+            mongo_written = _run_graph(options, inputs, write_mongo)
+        else:
+            mongo_written = dict.fromkeys(MONGO_COLLECTIONS, 0)
+        log.info("pipeline: beam job %.1fs", time.monotonic() - started)
         tables = {
-            t.name: load_staged(staging_dir, t)
-            for t in (DEACTIVATIONS_TABLE, SITES_TABLE, DEACTIVATION_ERRORS)
+            table.name: load_staged(inputs.staging_dir, table)
+            for table in (DEACTIVATIONS_TABLE, SITES_TABLE, DEACTIVATION_ERRORS)
         }
     finally:
-        _remove_staging(staging_dir)
-    tables[HOUR_LOADS.name] = hour_loads(hours, files, tables)
-    warehouse = open_warehouse(settings)
-    warehouse.ensure_tables()
-    written = warehouse.replace_hours(hours, tables)
-    summary = _summary(hours, files, tables, written, mongo_written, time.monotonic() - started)
-    log.info(
-        "pipeline: read %d, %d valid, %d dead letters, %.1fs",
-        summary.read,
-        summary.deactivations,
-        sum(summary.errors.values()),
-        summary.seconds,
-    )
-    return summary
+        _remove_staging(inputs.staging_dir)
+    return tables, mongo_written
 
 
 def _run_graph(options: PipelineOptions, inputs: PipelineInputs, write_mongo: bool) -> dict[str, int]:

@@ -1,12 +1,13 @@
 """The pipeline's logic as composite transforms: no I/O here, only data in and data out.
 
-A raw file is the unit of work. ParseEnvelopes turns one file into batches of envelopes (a few
-thousand records per element, so Beam's per-element cost is paid per batch, not per event); every
+A group of raw files of one hour is the unit of work (the collector writes many small files).
+ParseEnvelopes turns a group into batches of envelopes (a few thousand records per element, so
+Beam's per-element cost and the staging writes are paid per batch, not per event or file); every
 later step maps a batch to a smaller batch and sends each record it rejects, with a typed reason,
 to the tagged output ``dead_letters``. A record leaves the main path at its first problem, so every
 record read ends up as exactly one valid event or exactly one dead letter.
 
-    RawFileContent ─ParseEnvelopes─▶ ValidateProjects ─▶ ValidateReasons ─▶ CleanSiteFields ─▶ ValidEvent
+    RawFileGroup ─ParseEnvelopes─▶ ValidateProjects ─▶ ValidateReasons ─▶ CleanSiteFields ─▶ ValidEvent
                          │                 │                   │                  │            batches
                     unparseable     unknown_project      invalid_reason     invalid_field
 """
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import pickle
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -48,6 +50,13 @@ _RECEIVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 _ERROR_ID_NAMESPACE = uuid.UUID("6f1d8c1e-3b0a-4c4e-9a57-5d2f0f3d9b11")
 _DETAIL_VALUE_CHARS = 80
 
+#: Personal data the SDK sends; dead letters keep the envelope in the warehouse without them (the
+#: raw store, referenced by raw_file and raw_line, still holds the original).
+PERSONAL_BODY_FIELDS = ("admin_email", "user_email", "first_name", "last_name", "ip_address")
+PERSONAL_ENVELOPE_FIELDS = ("remote_addr",)
+REDACTED = "<redacted>"
+_EMAIL = re.compile(rb"[^\s\"'<>@&=]+@[^\s\"'<>@&=]+")
+
 
 # --- Elements ---------------------------------------------------------------------------------------
 class RawFileContent(NamedTuple):
@@ -58,14 +67,45 @@ class RawFileContent(NamedTuple):
     data: bytes
 
 
+class RawFileGroup(NamedTuple):
+    """Raw files of one hour read as one element."""
+
+    raw_hour: str
+    files: list[RawFileContent]
+
+
 class Batch(NamedTuple):
-    """Records of one raw file that travel together. batch_id is deterministic (file + position),
-    so a retried bundle rewrites the same staging file instead of adding one."""
+    """Records of one hour that travel together; each item starts with its source (raw_file,
+    raw_line). batch_id is deterministic (first file of the group + position), so a retried bundle
+    rewrites the same staging file instead of adding one."""
 
     batch_id: str
     raw_hour: str
-    raw_file: str
     items: list
+
+
+class BulkCoder(beam.coders.Coder):
+    """Pickles like Beam's fallback coder, but estimates an element's size without pickling it.
+
+    Beam samples element sizes for its metrics by encoding elements; for multi-megabyte groups and
+    batches that cost about a third of the pipeline's CPU (measured), for a number nobody reads.
+    """
+
+    def encode(self, value: Any) -> bytes:
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> Any:
+        return pickle.loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def estimate_size(self, value: Any) -> int:
+        return 1024 * len(value[-1])  # a rough kilobyte per record or file
+
+
+beam.coders.registry.register_coder(RawFileGroup, BulkCoder)
+beam.coders.registry.register_coder(Batch, BulkCoder)
 
 
 class DeadLetter(NamedTuple):
@@ -145,8 +185,8 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _DETAIL_VALUE_CHARS else text[: _DETAIL_VALUE_CHARS - 3] + "..."
 
 
-def _batch_ids(raw_file: str) -> Iterator[str]:
-    file_key = hashlib.sha1(raw_file.encode()).hexdigest()[:20]
+def _batch_ids(first_raw_file: str) -> Iterator[str]:
+    file_key = hashlib.sha1(first_raw_file.encode()).hexdigest()[:20]
     number = 0
     while True:
         yield f"{file_key}-{number:05d}"
@@ -154,19 +194,37 @@ def _batch_ids(raw_file: str) -> Iterator[str]:
 
 
 def _dead_letter(
-    error_type: str, detail: str, batch: Batch, raw_line: int, envelope: dict, project_hash: str | None = None
+    error_type: str,
+    detail: str,
+    batch: Batch,
+    source: tuple[str, int],
+    envelope: dict,
+    project_hash: str | None = None,
 ) -> DeadLetter:
+    raw_file, raw_line = source
     return DeadLetter(
         error_type=error_type,
         detail=detail,
         raw_hour=batch.raw_hour,
-        raw_file=batch.raw_file,
+        raw_file=raw_file,
         raw_line=raw_line,
-        raw_envelope=orjson.dumps(envelope).decode(),
+        raw_envelope=orjson.dumps(redacted(envelope)).decode(),
         event_id=envelope["event_id"],
         project_hash=project_hash,
         received_at=envelope["received_at"],
     )
+
+
+def redacted(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope without the personal data fields (present ones replaced by a marker)."""
+    body = {k: REDACTED if k in PERSONAL_BODY_FIELDS else v for k, v in envelope["body"].items()}
+    outer = {k: REDACTED if k in PERSONAL_ENVELOPE_FIELDS and v else v for k, v in envelope.items()}
+    return {**outer, "body": body}
+
+
+def redacted_text(text: bytes) -> str:
+    """Raw text that is no envelope: e-mail addresses are the personal data it can be searched for."""
+    return _EMAIL.sub(REDACTED.encode(), text).decode("utf-8", errors="replace")
 
 
 # --- Step 2: parse envelopes -------------------------------------------------------------------------
@@ -199,7 +257,7 @@ def _records_of(content: RawFileContent) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-class _ParseFile(beam.DoFn):
+class _ParseFileGroup(beam.DoFn):
     def __init__(self, records_per_batch: int) -> None:
         self.records_per_batch = records_per_batch
         self.records = Metrics.counter(METRICS_NAMESPACE, "records_read")
@@ -212,27 +270,30 @@ class _ParseFile(beam.DoFn):
         generation0, *older = gc.get_threshold()
         gc.set_threshold(max(generation0, GC_GEN0_THRESHOLD), *older)
 
-    def process(self, content):
-        batch_ids = _batch_ids(content.raw_file)
-        items: list[tuple[int, dict]] = []
+    def process(self, group):
+        batch_ids = _batch_ids(group.files[0].raw_file)
+        raw_hour = group.raw_hour
+        items: list[tuple[tuple[str, int], dict]] = []
         read = 0
-        for raw_line, text in _records_of(content):
-            read += 1
-            try:
-                envelope = orjson.loads(text)
-                problem = envelope_problem(envelope, content.raw_hour)
-            except orjson.JSONDecodeError:
-                problem = "not valid JSON"
-            if problem:
-                self.rejected.inc()
-                yield pvalue.TaggedOutput(DEAD_LETTERS, self._unparseable(content, raw_line, text, problem))
-                continue
-            items.append((raw_line, envelope))
-            if len(items) == self.records_per_batch:
-                yield Batch(next(batch_ids), content.raw_hour, content.raw_file, items)
-                items = []
+        for content in group.files:
+            for raw_line, text in _records_of(content):
+                read += 1
+                try:
+                    envelope = orjson.loads(text)
+                    problem = envelope_problem(envelope, raw_hour)
+                except orjson.JSONDecodeError:
+                    problem = "not valid JSON"
+                if problem:
+                    self.rejected.inc()
+                    dead = self._unparseable(content, raw_line, text, problem)
+                    yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
+                    continue
+                items.append(((content.raw_file, raw_line), envelope))
+                if len(items) == self.records_per_batch:
+                    yield Batch(next(batch_ids), raw_hour, items)
+                    items = []
         if items:
-            yield Batch(next(batch_ids), content.raw_hour, content.raw_file, items)
+            yield Batch(next(batch_ids), raw_hour, items)
         self.records.inc(read)
 
     @staticmethod
@@ -243,30 +304,29 @@ class _ParseFile(beam.DoFn):
             raw_hour=content.raw_hour,
             raw_file=content.raw_file,
             raw_line=raw_line,
-            raw_envelope=text.decode("utf-8", errors="replace"),
+            raw_envelope=redacted_text(text),
         )
 
 
 class ParseEnvelopes(beam.PTransform):
-    """RawFileContent → Batch of (raw_line, envelope dict); bad records → `unparseable`."""
+    """RawFileGroup → Batch of (source, envelope dict); bad records → `unparseable`."""
 
     def __init__(self, records_per_batch: int = DEFAULT_RECORDS_PER_BATCH) -> None:
         super().__init__()
         self.records_per_batch = records_per_batch
 
     def expand(self, files):
-        return files | beam.ParDo(_ParseFile(self.records_per_batch)).with_outputs(
-            DEAD_LETTERS, main="batches"
-        )
+        parse = beam.ParDo(_ParseFileGroup(self.records_per_batch)).with_output_types(Batch)
+        return files | parse.with_outputs(DEAD_LETTERS, main="batches")
 
 
 # --- Step 3: validate the project --------------------------------------------------------------------
 def project_problem(body_hash: Any, registry: dict[str, ProjectRules]) -> tuple[str | None, str | None]:
     """(normalised hash or None, why it is not a registered project or None)."""
-    if body_hash in registry:
-        return body_hash, None
-    if not isinstance(body_hash, str) or not body_hash.strip():
+    if body_hash is None or body_hash == "":
         return None, "hash missing"
+    if body_hash.__class__ is str and body_hash in registry:
+        return body_hash, None
     try:
         normalised = normalise_hash(body_hash)
     except ValueError:
@@ -282,29 +342,28 @@ class _ValidateProjects(beam.DoFn):
 
     def process(self, batch, registry):
         kept = []
-        for raw_line, envelope in batch.items:
+        for source, envelope in batch.items:
             project_hash, problem = project_problem(envelope["body"].get("hash"), registry)
             if problem:
                 self.rejected.inc()
-                dead = _dead_letter(UNKNOWN_PROJECT, problem, batch, raw_line, envelope, project_hash)
+                dead = _dead_letter(UNKNOWN_PROJECT, problem, batch, source, envelope, project_hash)
                 yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
                 continue
-            kept.append((raw_line, envelope, registry[project_hash]))
+            kept.append((source, envelope, registry[project_hash]))
         if kept:
             yield batch._replace(items=kept)
 
 
 class ValidateProjects(beam.PTransform):
-    """Batch of (line, envelope) → Batch of (line, envelope, ProjectRules); → `unknown_project`."""
+    """Batch of (source, envelope) → Batch of (source, envelope, ProjectRules); → `unknown_project`."""
 
     def __init__(self, registry: pvalue.AsSingleton) -> None:
         super().__init__()
         self.registry = registry
 
     def expand(self, batches):
-        return batches | beam.ParDo(_ValidateProjects(), self.registry).with_outputs(
-            DEAD_LETTERS, main="batches"
-        )
+        validate = beam.ParDo(_ValidateProjects(), self.registry).with_output_types(Batch)
+        return batches | validate.with_outputs(DEAD_LETTERS, main="batches")
 
 
 # --- Step 4: validate the reason ---------------------------------------------------------------------
@@ -326,23 +385,24 @@ class _ValidateReasons(beam.DoFn):
 
     def process(self, batch):
         kept = []
-        for raw_line, envelope, rules in batch.items:
+        for source, envelope, rules in batch.items:
             reason_id, problem = reason_of(envelope["body"], rules)
             if problem:
                 self.rejected.inc()
-                dead = _dead_letter(INVALID_REASON, problem, batch, raw_line, envelope, rules.hash)
+                dead = _dead_letter(INVALID_REASON, problem, batch, source, envelope, rules.hash)
                 yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
                 continue
-            kept.append((raw_line, envelope, rules, reason_id))
+            kept.append((source, envelope, rules, reason_id))
         if kept:
             yield batch._replace(items=kept)
 
 
 class ValidateReasons(beam.PTransform):
-    """Batch of (line, envelope, rules) → Batch of (line, envelope, rules, reason_id); → `invalid_reason`."""
+    """Batch of (source, envelope, rules) → Batch of (…, reason_id); → `invalid_reason`."""
 
     def expand(self, batches):
-        return batches | beam.ParDo(_ValidateReasons()).with_outputs(DEAD_LETTERS, main="batches")
+        validate = beam.ParDo(_ValidateReasons()).with_output_types(Batch)
+        return batches | validate.with_outputs(DEAD_LETTERS, main="batches")
 
 
 # --- Step 5: clean and cast the site fields, shape the rows ------------------------------------------
@@ -382,22 +442,32 @@ def _contact(body: dict[str, Any]) -> dict[str, str] | None:
 def shape_event(raw_hour: str, envelope: dict, rules: ProjectRules, reason_id: str) -> ValidEvent:
     """The deactivation and site rows of one validated envelope; FieldError names a bad field."""
     body = envelope["body"]
-    server, wp, users = section(body, "server"), section(body, "wp"), section(body, "users")
-    common = {
+    server, wp = section(body, "server"), section(body, "wp")
+    shared = {
         "event_id": envelope["event_id"],
         "raw_hour": hour_timestamp(raw_hour),
         "received_at": envelope["received_at"],
         "project_hash": rules.hash,
         "site_url": _site_url(body),
+        "sdk_client": to_text("client", body.get("client")),
+        "is_local": to_bool("is_local", body.get("is_local")),
+        **_environment(body, server, wp),
     }
+    return ValidEvent(
+        _deactivation_row(shared, body, rules, reason_id),
+        _site_row(shared, body, server, wp, rules),
+        _contact(body),
+    )
+
+
+def _environment(body: dict[str, Any], server: dict[str, Any], wp: dict[str, Any]) -> dict[str, Any]:
+    """Versions, locale and server: the columns both tables share."""
     # Legacy SDKs (v1.1 and earlier) send the project version as `version`, no `project_version`.
-    is_legacy = "project_version" not in body
+    project_version = body.get("project_version", body.get("version"))
     wp_version = to_text("wp.version", wp.get("version"))
     php_version = to_text("server.php_version", server.get("php_version"))
-    versions = {
-        "project_version": to_text(
-            "project_version", body.get("version" if is_legacy else "project_version")
-        ),
+    return {
+        "project_version": to_text("project_version", project_version),
         "wp_version": wp_version,
         "wp_version_mm": major_minor(wp_version),
         "php_version": php_version,
@@ -406,22 +476,30 @@ def shape_event(raw_hour: str, envelope: dict, rules: ProjectRules, reason_id: s
         "locale": to_text("wp.locale", wp.get("locale")),
         "server_software": to_text("server.software", server.get("software")),
     }
-    sdk_client = to_text("client", body.get("client"))
-    is_local = to_bool("is_local", body.get("is_local"))
-    deactivation = {
-        **common,
-        **versions,
+
+
+def _deactivation_row(
+    shared: dict[str, Any], body: dict[str, Any], rules: ProjectRules, reason_id: str
+) -> dict[str, Any]:
+    return {
+        **shared,
         "project_kind": rules.kind,
         "reason_id": reason_id,
         "reason_label": rules.reasons[reason_id],
         "reason_info": _free_text("reason_info", body.get("reason_info")),
-        "sdk_client": sdk_client,
-        "sdk_generation": "legacy" if is_legacy else "v2",
-        "is_local": is_local,
+        "sdk_generation": "v2" if "project_version" in body else "legacy",
     }
-    site = {
-        **common,
-        **versions,
+
+
+def _site_row(
+    shared: dict[str, Any],
+    body: dict[str, Any],
+    server: dict[str, Any],
+    wp: dict[str, Any],
+    rules: ProjectRules,
+) -> dict[str, Any]:
+    return {
+        **shared,
         "site_name": to_text("site", body.get("site")),
         "php_max_upload_size_bytes": to_bytes(
             "server.php_max_upload_size", server.get("php_max_upload_size")
@@ -436,15 +514,12 @@ def shape_event(raw_hour: str, envelope: dict, rules: ProjectRules, reason_id: s
         "theme_slug": to_text("wp.theme_slug", wp.get("theme_slug") or body.get("theme")),
         "theme_name": to_text("wp.theme_name", wp.get("theme_name")),
         "theme_version": to_text("wp.theme_version", wp.get("theme_version")),
-        "users_total": to_count("users.total", users.get("total")),
+        "users_total": to_count("users.total", section(body, "users").get("total")),
         "active_plugins": to_count("active_plugins", body.get("active_plugins")),
         "inactive_plugins": to_count("inactive_plugins", body.get("inactive_plugins")),
-        "is_local": is_local,
         "tracking_skipped": to_bool("tracking_skipped", body.get("tracking_skipped")),
         "custom_fields": _custom_fields(section(body, "extra"), rules.custom_fields),
-        "sdk_client": sdk_client,
     }
-    return ValidEvent(deactivation, site, _contact(body))
 
 
 class _CleanSiteFields(beam.DoFn):
@@ -454,12 +529,12 @@ class _CleanSiteFields(beam.DoFn):
 
     def process(self, batch):
         kept = []
-        for raw_line, envelope, rules, reason_id in batch.items:
+        for source, envelope, rules, reason_id in batch.items:
             try:
                 kept.append(shape_event(batch.raw_hour, envelope, rules, reason_id))
             except FieldError as error:
                 self.rejected.inc()
-                dead = _dead_letter(INVALID_FIELD, str(error), batch, raw_line, envelope, rules.hash)
+                dead = _dead_letter(INVALID_FIELD, str(error), batch, source, envelope, rules.hash)
                 yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
         self.valid.inc(len(kept))
         if kept:
@@ -467,10 +542,11 @@ class _CleanSiteFields(beam.DoFn):
 
 
 class CleanSiteFields(beam.PTransform):
-    """Batch of (line, envelope, rules, reason_id) → Batch of ValidEvent; → `invalid_field`."""
+    """Batch of (source, envelope, rules, reason_id) → Batch of ValidEvent; → `invalid_field`."""
 
     def expand(self, batches):
-        return batches | beam.ParDo(_CleanSiteFields()).with_outputs(DEAD_LETTERS, main="batches")
+        clean = beam.ParDo(_CleanSiteFields()).with_output_types(Batch)
+        return batches | clean.with_outputs(DEAD_LETTERS, main="batches")
 
 
 # --- Mail-sync requests ------------------------------------------------------------------------------
@@ -516,13 +592,13 @@ class RequestMailSync(beam.PTransform):
         self.registry = registry
 
     def expand(self, batches):
-        return batches | beam.ParDo(_RequestMailSync(), self.registry)
+        return batches | beam.ParDo(_RequestMailSync(), self.registry).with_output_types(Batch)
 
 
 # --- The whole path ----------------------------------------------------------------------------------
 class ProcessDeactivations(beam.PTransform):
-    """RawFileContent → {'events': Batches of ValidEvent, 'mail_requests': Batches of outbox requests,
-    'dead_letters': DeadLetter}."""
+    """RawFileGroups → {'events': Batches of ValidEvent,
+    'mail_requests': Batches of outbox requests, 'dead_letters': DeadLetter}."""
 
     def __init__(self, registry: pvalue.AsSingleton, records_per_batch: int = DEFAULT_RECORDS_PER_BATCH):
         super().__init__()
@@ -545,9 +621,3 @@ class ProcessDeactivations(beam.PTransform):
             "mail_requests": events.batches | "RequestMailSync" >> RequestMailSync(self.registry),
             DEAD_LETTERS: dead_letters,
         }
-
-
-def unbatch(batches: Iterable[Batch]) -> Iterator[Any]:
-    """The items of batches (tests compare records, not how they were batched)."""
-    for batch in batches:
-        yield from batch.items

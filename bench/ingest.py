@@ -7,7 +7,8 @@
 Starts `deact serve` on a free port with a temporary raw store, drives POST /deactivate with a
 real SDK capture (form-encoded, as WordPress sends it), stops the server, then counts the stored
 envelopes. Prints req/s, p50/p99 latency, the 2xx count, the stored count, and the server's CPU
-time per request (useful when other work shares the machine). The last line is a JSON summary.
+and load generator's CPU time per request with the ceiling they imply on idle cores (useful when
+other work shares the machine, as it skews the rest). The last line is a JSON summary.
 
 wrk stops at its deadline without waiting for the requests it still has in flight: those may be
 stored and answered after wrk stopped listening, so `stored - 2xx` is between 0 and the number of
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -31,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deactivation.mongo import free_port  # noqa: E402
-from deactivation.sdk_client import encode_form, post_many, site_user_agent  # noqa: E402
+from deactivation.mongo import free_port
+from deactivation.sdk_client import encode_form, post_many, site_user_agent
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "tests" / "fixtures" / "sdk_captures" / "004-v2x-found-better-plugin.json"
@@ -67,13 +69,14 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
-def start_server(raw_dir: Path, port: int, workers: int, threads: int, batch_max: int) -> subprocess.Popen:
+def start_server(raw_dir: Path, port: int, args: argparse.Namespace) -> subprocess.Popen:
     environment = {
         **os.environ,
         "RAW_STORE_URL": str(raw_dir),
-        "INGEST_WORKERS": str(workers),
-        "INGEST_THREADS": str(threads),
-        "INGEST_BATCH_MAX": str(batch_max),
+        "INGEST_WORKERS": str(args.workers),
+        "INGEST_THREADS": str(args.threads),
+        "INGEST_COMMITTERS": str(args.committers),
+        "INGEST_BATCH_MAX": str(args.batch_max),
         "LOG_LEVEL": "WARNING",
     }
     server = subprocess.Popen(
@@ -127,7 +130,15 @@ def run_wrk(url: str, body: str, user_agent: str, args: argparse.Namespace, work
             "connection_header": "" if args.keepalive else 'wrk.headers["Connection"] = "close"',
         }
     )
-    command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", str(script), url]
+    command = [
+        "wrk",
+        f"-t{args.wrk_threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "-s",
+        str(script),
+        url,
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = next(line for line in output.splitlines() if line.startswith("RESULT "))
     ok, failed, socket_errors, duration_us, p50_us, p99_us = (int(v) for v in result.split()[1:])
@@ -159,6 +170,15 @@ def run_python(url: str, body: dict, args: argparse.Namespace) -> dict:
     }
 
 
+def generator_cpu_seconds() -> float:
+    """CPU of wrk (a reaped child) plus this process (the Python generator's threads)."""
+    total = 0.0
+    for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def count_stored(raw_dir: Path) -> tuple[int, int]:
     """(envelopes, files) under deactivate/."""
     envelopes = files = 0
@@ -170,42 +190,61 @@ def count_stored(raw_dir: Path) -> tuple[int, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=15, help="Seconds of load (wrk).")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="Collector worker processes.")
     parser.add_argument("--threads", type=int, default=32, help="Request threads per worker.")
+    parser.add_argument("--committers", type=int, default=2, help="Committer threads per worker.")
     parser.add_argument("--batch-max", type=int, default=256)
-    parser.add_argument("--no-keepalive", dest="keepalive", action="store_false",
-                        help="One connection per request, as WordPress sends them.")
+    parser.add_argument(
+        "--no-keepalive",
+        dest="keepalive",
+        action="store_false",
+        help="One connection per request, as WordPress sends them.",
+    )
+    parser.add_argument(
+        "--store-dir", default=None, help="Where the temporary raw store goes (default: the temp dir)."
+    )
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--python-requests", type=int, default=5000,
-                        help="Requests the Python generator sends (it is bounded by count).")
+    parser.add_argument(
+        "--python-requests",
+        type=int,
+        default=5000,
+        help="Requests the Python generator sends (it is bounded by count).",
+    )
     args = parser.parse_args()
 
     capture = json.loads(CAPTURE.read_text())
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "python"
-    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.store_dir))
     port = free_port()
     url = f"http://127.0.0.1:{port}/deactivate"
-    server = start_server(workdir / "raw", port, args.workers, args.threads, args.batch_max)
+    server = start_server(workdir / "raw", port, args)
     try:
         cpu_before = process_tree_cpu_seconds(server.pid)
+        generator_cpu_before = generator_cpu_seconds()
         if generator == "wrk":
-            load = run_wrk(url, encode_form(capture["body"]), site_user_agent(capture["body"]["url"]), args, workdir)
+            load = run_wrk(
+                url, encode_form(capture["body"]), site_user_agent(capture["body"]["url"]), args, workdir
+            )
         else:
             load = run_python(url, capture["body"], args)
         server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before
+        generator_cpu = generator_cpu_seconds() - generator_cpu_before
     finally:
         stop_server(server)
     stored, files = count_stored(workdir / "raw")
     answered = load["two_xx"] + load["non_2xx"]
     summary = {
         **load,
-        "keepalive": args.keepalive,
+        # The Python generator, like WordPress, opens one connection per request.
+        "keepalive": args.keepalive and generator == "wrk",
         "connections": args.connections,
         "workers": args.workers,
         "threads": args.threads,
@@ -215,18 +254,28 @@ def main() -> int:
         "envelopes_per_file": round(stored / files, 1) if files else 0,
         "unanswered_at_cutoff": stored - load["two_xx"],
         "server_cpu_us_per_request": round(server_cpu / answered * 1e6, 1) if answered else None,
+        "generator_cpu_us_per_request": round(generator_cpu / answered * 1e6, 1) if answered else None,
+        # What the CPU time alone would allow if no other work shared the machine's cores.
+        "cpu_bound_requests_per_s": round(os.cpu_count() * answered / (server_cpu + generator_cpu))
+        if answered
+        else None,
         "cpus": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],
     }
     shutil.rmtree(workdir, ignore_errors=True)
-    print(f"generator         {generator} ({'keep-alive' if args.keepalive else 'one connection per request'})")
+    connections = "keep-alive" if summary["keepalive"] else "one connection per request"
+    print(f"generator         {generator} ({connections})")
     print(f"requests/s        {summary['requests_per_s']}")
     if summary["p50_ms"] is not None:
         print(f"latency p50/p99   {summary['p50_ms']:.2f} ms / {summary['p99_ms']:.2f} ms")
-    print(f"2xx               {summary['two_xx']} (non-2xx {summary['non_2xx']}, socket errors {summary['socket_errors']})")
+    print(f"2xx               {summary['two_xx']} (non-2xx {summary['non_2xx']}, ", end="")
+    print(f"socket errors {summary['socket_errors']})")
     print(f"stored            {stored} in {files} files ({summary['envelopes_per_file']} per fsync)")
     print(f"stored - 2xx      {summary['unanswered_at_cutoff']}")
-    print(f"server CPU        {summary['server_cpu_us_per_request']} µs per request")
+    print(f"server CPU        {summary['server_cpu_us_per_request']} µs per request", end="")
+    print(f" (load generator {summary['generator_cpu_us_per_request']} µs)")
+    print(f"CPU ceiling       {summary['cpu_bound_requests_per_s']} req/s on {summary['cpus']} idle cores")
+    print(f"load average      {summary['load_average_1m']:.1f} (other work on the machine skews all of this)")
     print(json.dumps(summary))
     ok = summary["non_2xx"] == 0 and 0 <= summary["unanswered_at_cutoff"] <= (
         args.connections if generator == "wrk" else 0

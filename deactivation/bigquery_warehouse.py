@@ -1,7 +1,8 @@
 """The BigQuery warehouse: the production side of deactivation.warehouse, same interface as DuckDB.
 
 How an hour slice is replaced (``replace_hours``): each table's incoming rows are loaded (a Parquet
-load job) into a short-lived staging table, then ONE multi-statement transaction deletes the
+load job) into a staging table (in dataset `<dataset>_staging`, whose tables expire after
+6 hours should a run crash before dropping them), then ONE multi-statement transaction deletes the
 ``raw_hour`` slices of every table and inserts the staged rows, and commits. Either every table
 shows the new hours or none does; an empty slice simply deletes.
 
@@ -23,6 +24,7 @@ import io
 import logging
 import re
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -37,7 +39,7 @@ from deactivation.warehouse import WarehouseError, arrow_schema, bigquery_param_
 
 log = logging.getLogger(__name__)
 
-STAGING_LIFETIME = timedelta(hours=6)  # BigQuery drops a staging table a crashed run left behind
+STAGING_LIFETIME = timedelta(hours=6)  # then BigQuery drops a staging table a crashed run left
 DEFAULT_RETRY_TIMEOUT = 600.0  # the client library's own default; tests shorten it
 
 
@@ -62,7 +64,7 @@ class BigQueryWarehouse:
     # --- Interface ------------------------------------------------------------------------------
 
     def ensure_tables(self, tables: Sequence[Table] = tuple(ALL_TABLES.values())) -> None:
-        with self._errors("creating the dataset and tables"):
+        with self._errors("the creation of the dataset and tables"):
             self.client.create_dataset(self.dataset_id, exists_ok=True, retry=self._retry)
             for table in tables:
                 self.client.create_table(
@@ -73,6 +75,8 @@ class BigQueryWarehouse:
     def replace_hours(self, hours: Sequence[datetime], frames: Mapping[str, pa.Table]) -> dict[str, int]:
         from google.cloud import bigquery
 
+        if not frames:
+            return {}
         hour_values = [hour.astimezone(UTC) for hour in hours]
         with self._staged(frames) as staged:
             statements = []
@@ -84,25 +88,29 @@ class BigQueryWarehouse:
                         f"INSERT INTO `{name}` ({columns}) SELECT {columns} FROM `{staged[name]}`"
                     )
             parameters = [bigquery.ArrayQueryParameter("hours", "TIMESTAMP", hour_values)]
-            with self._errors("replacing hours, nothing changed"):
-                self._run(_transaction(statements), parameters).result(retry=self._retry)
+            with self._errors("the hour replacement, nothing changed"):
+                self._run(_transaction(statements), parameters)
         return {name: frame.num_rows for name, frame in frames.items()}
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        with self._errors("query"):
-            rows = self._run(sql, _parameters(sql, params)).result(retry=self._retry)
-            frame = rows.to_dataframe(create_bqstorage_client=False)
+        with self._errors("the query"):
+            rows = self._run(sql, _parameters(sql, params))
+            with warnings.catch_warnings():
+                # The client nudges towards pandas-gbq, which reaches an emulator only through an
+                # environment variable; to_dataframe does the same download without it.
+                warnings.filterwarnings("ignore", "Retrieving DataFrames", PendingDeprecationWarning)
+                frame = rows.to_dataframe(create_bqstorage_client=False)
         return _like_duckdb(frame)
 
     def run_script(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
         script = _transaction(statements)
-        with self._errors("script, nothing changed"):
-            self._run(script, _parameters(script, params)).result(retry=self._retry)
+        with self._errors("the script, nothing changed"):
+            self._run(script, _parameters(script, params))
 
     def table_exists(self, name: str) -> bool:
         from google.api_core.exceptions import NotFound
 
-        with self._errors("looking up a table"):
+        with self._errors("a table lookup"):
             try:
                 self.client.get_table(self._table_id(name), retry=self._retry)
             except NotFound:
@@ -113,10 +121,24 @@ class BigQueryWarehouse:
 
     @cached_property
     def client(self):
+        """The client, once the endpoint has answered a call.
+
+        Starting a query job is retried by the client library for up to 10 minutes whatever
+        `retry` says, so an unreachable endpoint is found here, by a call that honours it.
+        """
+        from google.api_core.exceptions import NotFound
+
+        client = self._new_client()
+        # NotFound means reachable: ensure_tables creates the dataset
+        with self._errors("a first request"), contextlib.suppress(NotFound):
+            client.get_dataset(self.dataset_id, retry=self._retry)
+        return client
+
+    def _new_client(self):
         from google.cloud import bigquery
 
         if self.endpoint is None:  # production: application default credentials
-            with self._errors("connecting"):
+            with self._errors("the client's creation"):
                 return bigquery.Client(project=self.project)
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
@@ -133,21 +155,31 @@ class BigQueryWarehouse:
 
     @cached_property
     def _retry(self):
+        """Retry of each API call (transient errors, unreachable endpoint) up to retry_timeout."""
         from google.cloud.bigquery import DEFAULT_RETRY
 
         return DEFAULT_RETRY.with_timeout(self.retry_timeout)
+
+    @cached_property
+    def _job_retry(self):
+        """Retry of a whole query job; the client wants it longer than one call's retry."""
+        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
+
+        return DEFAULT_JOB_RETRY.with_timeout(2 * self.retry_timeout)
 
     def _table_id(self, name: str) -> str:
         return f"{self.dataset_id}.{name}"
 
     def _run(self, sql: str, parameters: list):
+        """Run one query or script job in the configured dataset and wait for its rows."""
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(default_dataset=self.dataset_id, query_parameters=parameters)
-        return self.client.query(sql, job_config=config, retry=self._retry)
+        job = self.client.query(sql, job_config=config, retry=self._retry, job_retry=self._job_retry)
+        return job.result(retry=self._retry, job_retry=self._job_retry)
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, what: str) -> Iterator[None]:
         """Turn the client's many exception types into one WarehouseError that says where and what."""
         from google.api_core.exceptions import GoogleAPIError, RetryError
         from google.auth.exceptions import GoogleAuthError
@@ -157,20 +189,39 @@ class BigQueryWarehouse:
         try:
             yield
         except (RetryError, RequestException) as exc:
-            raise WarehouseError(f"cannot reach {where} ({action}): {_cause(exc)}") from exc
+            raise WarehouseError(f"cannot reach {where}: {_cause(exc)}") from exc
         except GoogleAuthError as exc:
             raise WarehouseError(
-                f"no Google Cloud credentials for {where} ({action}): {exc}; "
+                f"no Google Cloud credentials for {where}: {exc}; "
                 "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
             ) from exc
         except GoogleAPIError as exc:
-            raise WarehouseError(f"{where} refused the {action}: {exc}") from exc
+            raise WarehouseError(f"{where} refused {what}: {exc}") from exc
 
     # --- Staging --------------------------------------------------------------------------------
 
+    @property
+    def staging_dataset_id(self) -> str:
+        return f"{self.dataset_id}_staging"
+
+    @cached_property
+    def _staging_dataset(self) -> str:
+        """The dataset load jobs stage rows in, created once per instance. Its tables expire by
+        themselves, so a crashed run leaves nothing behind for long, and none clutter the history."""
+        from google.cloud import bigquery
+
+        dataset = bigquery.Dataset(self.staging_dataset_id)
+        dataset.default_table_expiration_ms = int(STAGING_LIFETIME.total_seconds() * 1000)
+        dataset.description = f"Staging tables of replace_hours into {self.dataset_id}; they expire."
+        with self._errors("the creation of the staging dataset"):
+            # One transaction reads both datasets, so they must share a location.
+            dataset.location = self.client.get_dataset(self.dataset_id, retry=self._retry).location
+            self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
+        return self.staging_dataset_id
+
     @contextlib.contextmanager
     def _staged(self, frames: Mapping[str, pa.Table]) -> Iterator[dict[str, str]]:
-        """Load each non-empty frame into its own staging table; drop them all afterwards."""
+        """Load each non-empty frame into a staging table of its own; drop them all afterwards."""
         staged: dict[str, str] = {}
         try:
             for name, frame in frames.items():
@@ -181,26 +232,25 @@ class BigQueryWarehouse:
             yield staged
         finally:
             for staging in staged.values():
-                with contextlib.suppress(Exception):  # it expires by itself; never hide the real error
-                    self.client.delete_table(self._table_id(staging), not_found_ok=True)
+                with contextlib.suppress(Exception):  # it expires anyway; never hide the real error
+                    self.client.delete_table(staging, not_found_ok=True)
 
     def _load_staging(self, table: Table, frame: pa.Table) -> str:
+        """Load one frame (as Parquet) into a new staging table and return its full id."""
         from google.cloud import bigquery
 
-        staging = f"_staging_{table.name}_{uuid.uuid4().hex}"
-        definition = bigquery.Table(self._table_id(staging), schema=_schema(table, staging=True))
-        definition.expires = datetime.now(UTC) + STAGING_LIFETIME
+        staging = f"{self._staging_dataset}.{table.name}_{uuid.uuid4().hex}"
+        nullable = pa.schema([field.with_nullable(True) for field in arrow_schema(table)])
         parquet = io.BytesIO()
-        pq.write_table(frame.select(table.column_names).cast(arrow_schema(table)), parquet)
+        pq.write_table(frame.select(table.column_names).cast(nullable), parquet)
         parquet.seek(0)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            schema=definition.schema,
+            schema=_schema(table, staging=True),
         )
-        with self._errors(f"loading {table.name} rows, nothing changed"):
-            self.client.create_table(definition, retry=self._retry)
-            job = self.client.load_table_from_file(parquet, definition.reference, job_config=config)
+        with self._errors(f"the load of {table.name} rows, nothing changed"):
+            job = self.client.load_table_from_file(parquet, staging, job_config=config)
             job.result(retry=self._retry)
         return staging
 
@@ -248,7 +298,8 @@ def _transaction(statements: Sequence[str]) -> str:
 def _parameters(sql: str, params: Mapping[str, Any] | None) -> list:
     """Query parameters for the @names the SQL uses (as DuckDBWarehouse, unused ones are left out).
 
-    A list becomes an ARRAY of its first element's type; an empty list is an ARRAY<STRING>.
+    A list becomes an ARRAY of its first element's type; an empty list is an ARRAY<STRING> and
+    None a NULL STRING (BigQuery wants a type for every parameter).
     """
     from google.cloud import bigquery
 

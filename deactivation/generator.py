@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from deactivation.envelope import format_timestamp, make_envelope
@@ -206,7 +206,9 @@ def generate_events(
     return GeneratedEvents(envelopes, truth)
 
 
-def write_to_raw_store(store: RawStore, envelopes: Iterable[dict[str, Any]], batch_size: int = 256) -> list[str]:
+def write_to_raw_store(
+    store: RawStore, envelopes: Iterable[dict[str, Any]], batch_size: int = 256
+) -> list[str]:
     """Write envelopes as the collector would (group commits per hour); returns the files written.
 
     File names come from the deterministic event ids, so writing the same events again rewrites

@@ -8,6 +8,7 @@ checking the PID still runs the command it started, so a reused PID is never sig
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -137,10 +138,8 @@ class ProcessRegistry:
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:
@@ -177,11 +176,21 @@ def _is_zombie(pid: int) -> bool:
     return not fields or fields[0] == "Z"
 
 
+def local_mongo_port(settings: Settings) -> int | None:
+    """The port of MONGODB_URI when it names this machine (the stack then runs it), else None."""
+    from pymongo.uri_parser import parse_uri
+
+    (host, port), *_ = parse_uri(settings.MONGODB_URI)["nodelist"]
+    return port if host in {"127.0.0.1", "localhost"} else None
+
+
 def stack_services(settings: Settings) -> list[Service]:
     """The services of the local stack, in start order (`down` stops them in reverse)."""
     deact, prefect = bin_path("deact"), bin_path("prefect")
+    mongo_port = local_mongo_port(settings)
+    mongo = [Service("mongo", [deact, "mongo", "serve", "--port", str(mongo_port)])] if mongo_port else []
     return [
-        Service("mongo", [deact, "mongo", "serve"]),
+        *mongo,
         Service(
             "collector",
             [deact, "serve", "--host", "127.0.0.1", "--port", str(settings.PORT)],
@@ -200,3 +209,22 @@ def stack_services(settings: Settings) -> list[Service]:
             stop_signals=(signal.SIGINT, signal.SIGTERM, signal.SIGINT),
         ),
     ]
+
+
+def configure_prefect(settings: Settings) -> str:
+    """Point this process's Prefect at `make up`'s server if it runs, else at a temporary server
+    on the same database (so its runs show in the UI later). Returns a line saying which.
+
+    Must run before Prefect is imported: Prefect reads these variables once, at import.
+    """
+    if settings.PREFECT_API_URL:
+        return f"Prefect API {settings.PREFECT_API_URL} (PREFECT_API_URL)"
+    os.environ.update(prefect_environment(settings))
+    api_url = prefect_api_url(settings)
+    if answers(f"{api_url}/health"):
+        os.environ["PREFECT_API_URL"] = api_url
+        return f"runs recorded by the `make up` Prefect server at {api_url.removesuffix('/api')}"
+    return (
+        f"runs recorded in {settings.prefect_home}/prefect.db by a temporary Prefect server; "
+        "`make up` serves that same database in the UI"
+    )

@@ -79,12 +79,16 @@ class RawStore:
         self.is_gcs = self.url.startswith("gs://")
         self._known_dirs: set[str] = set()
         if self.is_gcs:
-            import gcsfs
+            # gcsfs.core's class, not `gcsfs.GCSFileSystem`: the latter, by default, is an
+            # "experimental" subclass that first asks a gRPC API for the bucket's layout (zonal or
+            # hierarchical), which waits 60 s against an emulator and which plain buckets never need.
+            from gcsfs.core import GCSFileSystem
 
-            options: dict[str, Any] = {}
+            # No listings cache: a reader must see files a collector wrote after its last listing.
+            options: dict[str, Any] = {"use_listings_cache": False}
             if gcs_endpoint:
-                options = {"endpoint_url": gcs_endpoint, "token": "anon"}
-            self._gcs = gcsfs.GCSFileSystem(**options)
+                options.update(endpoint_url=gcs_endpoint, token="anon")
+            self._gcs = GCSFileSystem(**options)
             self._root = self.url.removeprefix("gs://")
         else:
             self._root = str(Path(self.url).resolve())

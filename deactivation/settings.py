@@ -56,9 +56,20 @@ class Settings(BaseSettings):
     )
     PORT: int = Field(8080, description="Port `deact serve` listens on (Cloud Run sets PORT).")
     INGEST_WORKERS: int = Field(2, ge=1, description="Collector worker processes.")
-    INGEST_THREADS: int = Field(8, ge=1, description="Request threads per collector worker.")
+    INGEST_THREADS: int = Field(
+        32,
+        ge=1,
+        description="Request threads per collector worker. Each waits for its group commit, so more "
+        "threads mean bigger batches per fsync (CPU work stays bounded by the GIL).",
+    )
     INGEST_BATCH_MAX: int = Field(
         256, ge=1, description="Most envelopes written and fsynced together in one group commit."
+    )
+    INGEST_COMMITTERS: int = Field(
+        2,
+        ge=1,
+        description="Collector threads per worker that write batches (one can fsync while "
+        "the next batch is written).",
     )
     INGEST_PROXY_HOPS: int = Field(
         0,
@@ -80,7 +91,13 @@ class Settings(BaseSettings):
         None, description="GCS emulator base URL (tests and local experiments only)."
     )
     BIGQUERY_EMULATOR_HOST: str | None = Field(
-        None, description="BigQuery emulator base URL (tests and local experiments only)."
+        None,
+        description="BigQuery emulator, host:port or base URL (tests and local experiments only).",
+    )
+    DEACT_GCP_INTEGRATION: bool = Field(
+        False,
+        description="Run the tests marked `gcp` against the real GCP_PROJECT (application default "
+        "credentials; they create and delete a scratch BigQuery dataset).",
     )
 
     # --- Observability --------------------------------------------------------------------------

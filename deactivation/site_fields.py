@@ -122,6 +122,8 @@ def major_minor(version: str | None) -> str | None:
 def section(body: dict[str, Any], name: str) -> dict[str, Any]:
     """A nested part of the body (server, wp, users, extra); absent or empty → {}."""
     value = body.get(name)
+    if value.__class__ is dict:
+        return value
     if _is_empty(value) or value == []:  # PHP drops empty arrays, JSON clients may send []
         return {}
     if not isinstance(value, dict):

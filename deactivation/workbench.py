@@ -13,14 +13,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from deactivation.settings import Settings, get_settings
-from deactivation.warehouse import WarehouseError, bigquery_param_type, open_warehouse
+from deactivation.warehouse import WarehouseError, open_warehouse
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -88,29 +88,6 @@ def list_projects(settings: Settings | None = None) -> pd.DataFrame:
     """Every registered project with how much history the warehouse holds for it, busiest first."""
     settings = settings or get_settings()
     return _projects_frame(_registered_projects(settings), settings)
-
-
-def _projects_frame(registered: list[Project], settings: Settings) -> pd.DataFrame:
-    history = run_sql(
-        """
-        SELECT project_hash, COUNT(*) AS deactivations,
-               MIN(DATE(raw_hour)) AS first_day, MAX(DATE(raw_hour)) AS last_day
-        FROM deactivations
-        GROUP BY project_hash
-        """,
-        settings=settings,
-    )
-    frame = pd.DataFrame(
-        {
-            "hash": [p.hash for p in registered],
-            "name": [p.name for p in registered],
-            "kind": [p.kind for p in registered],
-            "custom_reasons": [len(p.custom_reasons) for p in registered],
-        }
-    )
-    frame = frame.merge(history.rename(columns={"project_hash": "hash"}), on="hash", how="left")
-    frame["deactivations"] = frame["deactivations"].fillna(0).astype("int64")
-    return frame.sort_values(["deactivations", "name"], ascending=[False, True], ignore_index=True)
 
 
 def resolve_project(project: str = "", settings: Settings | None = None) -> Project:
@@ -205,6 +182,26 @@ def redact_personal_data(text: str | None) -> str:
 # --- internals ------------------------------------------------------------------------------------
 
 
+def _projects_frame(registered: list[Project], settings: Settings) -> pd.DataFrame:
+    history = run_sql(
+        """
+        SELECT project_hash, COUNT(*) AS deactivations,
+               MIN(DATE(raw_hour)) AS first_day, MAX(DATE(raw_hour)) AS last_day
+        FROM deactivations
+        GROUP BY project_hash
+        """,
+        settings=settings,
+    )
+    frame = pd.DataFrame(
+        [(p.hash, p.name, p.kind, len(p.custom_reasons)) for p in registered],
+        columns=["hash", "name", "kind", "custom_reasons"],
+        dtype=object,
+    ).astype({"custom_reasons": "int64"})
+    frame = frame.merge(history.rename(columns={"project_hash": "hash"}), on="hash", how="left")
+    frame["deactivations"] = frame["deactivations"].fillna(0).astype("int64")
+    return frame.sort_values(["deactivations", "name"], ascending=[False, True], ignore_index=True)
+
+
 def _require_duckdb_file(settings: Settings) -> None:
     # Opening a missing DuckDB file would silently create an empty warehouse.
     if not settings.duckdb_path.exists():
@@ -232,70 +229,35 @@ def _explain(exc: WarehouseError, settings: Settings) -> WorkbenchError:
 def _read_bigquery(sql: str, params: Mapping[str, Any], settings: Settings) -> pd.DataFrame:
     import pandas_gbq
 
+    # The adapter's own parameter typing and frame shape, so a notebook sees what DuckDB would give.
+    from deactivation.bigquery_warehouse import _like_duckdb, _parameters
+
     project, dataset = settings.bigquery_project_dataset
     configuration = {
         "query": {
             "useLegacySql": False,
             "defaultDataset": {"projectId": project, "datasetId": dataset},
             "parameterMode": "NAMED",
-            "queryParameters": [bigquery_query_parameter(name, value) for name, value in params.items()],
+            "queryParameters": [parameter.to_api_repr() for parameter in _parameters(sql, params)],
         }
     }
+    # Production: pandas-gbq authenticates itself (application-default or the analyst's own login).
+    emulator_client = open_warehouse(settings).client if settings.BIGQUERY_EMULATOR_HOST else None
     try:
-        return pandas_gbq.read_gbq(
+        frame = pandas_gbq.read_gbq(
             sql,
             project_id=project,
             dialect="standard",
             configuration=configuration,
             progress_bar_type=None,
-            bigquery_client=_bigquery_emulator_client(project, settings),
+            bigquery_client=emulator_client,
         )
     except Exception as exc:  # pandas-gbq wraps auth, network and query errors in many types
         raise WorkbenchError(
             f"BigQuery {project}.{dataset} did not answer the query: {exc}. "
             "Check `gcloud auth application-default login` and WAREHOUSE_URL"
         ) from exc
-
-
-def bigquery_query_parameter(name: str, value: Any) -> dict[str, Any]:
-    """A named BigQuery query parameter in the REST API's shape (what pandas-gbq passes on)."""
-    if isinstance(value, (list, tuple, set)):
-        values = list(value)
-        element_type = bigquery_param_type(values[0]) if values else "STRING"
-        return {
-            "name": name,
-            "parameterType": {"type": "ARRAY", "arrayType": {"type": element_type}},
-            "parameterValue": {"arrayValues": [{"value": _bigquery_scalar(v)} for v in values]},
-        }
-    return {
-        "name": name,
-        "parameterType": {"type": bigquery_param_type(value)},
-        "parameterValue": {"value": _bigquery_scalar(value)},
-    }
-
-
-def _bigquery_scalar(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def _bigquery_emulator_client(project: str, settings: Settings):
-    if not settings.BIGQUERY_EMULATOR_HOST:
-        return None  # pandas-gbq builds a client from application-default credentials
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
-
-    return bigquery.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=settings.BIGQUERY_EMULATOR_HOST),
-    )
+    return _like_duckdb(frame)
 
 
 def _registered_projects(settings: Settings) -> list[Project]:

@@ -17,7 +17,7 @@ from flows.artifacts import ANALYTICS_KEY, AnalyticsRunReport, analytics_markdow
 from flows.tasks import HourText, build_analytics_task, render_report_task
 
 
-@flow(name="deactivation-analytics", log_prints=True)
+@flow(name="deactivation-analytics")
 def deactivation_analytics(
     since: HourText | None = None,
     full: bool = False,
@@ -31,13 +31,14 @@ def deactivation_analytics(
     built = build_analytics_task(parse_hour(since) if since else None, full)
     rendered = render_report_task(report_project, report_days, png) if render else None
     report = AnalyticsRunReport(
-        hours_rebuilt=built.hours_rebuilt,
-        days_rebuilt=built.days_rebuilt,
+        hours_rebuilt=sorted(built.hours_rebuilt),
+        days_rebuilt=sorted(built.days_rebuilt),
         tables=built.tables,
         published=built.published,
-        watermark=str(built.watermark) if built.watermark else None,
-        report_html=str(rendered.html_path) if rendered else None,
+        watermark=built.watermark,
+        report_html=rendered.html_path if rendered else None,
         charts=len(rendered.charts) if rendered else 0,
+        pngs=len(rendered.pngs) if rendered else 0,
         empty_charts=list(rendered.empty) if rendered else [],
         seconds=time.perf_counter() - started,
     )

@@ -37,13 +37,14 @@ class PipelineRunReport(BaseModel):
 
 
 class AnalyticsRunReport(BaseModel):
-    hours_rebuilt: int
-    days_rebuilt: int
+    hours_rebuilt: list[str]
+    days_rebuilt: list[str]
     tables: dict[str, int]
     published: dict[str, int]
     watermark: str | None
     report_html: str | None
     charts: int
+    pngs: int
     empty_charts: list[str]
     seconds: float
 
@@ -106,9 +107,7 @@ def pipeline_markdown(report: PipelineRunReport) -> str:
         ("Beam seconds", f"{report.beam_seconds:.1f}"),
         ("duration seconds", f"{report.seconds:.1f}"),
     ]
-    per_hour = [
-        (h.hour, h.files, h.read, h.deactivations, h.sites, h.dead_letters) for h in report.per_hour
-    ]
+    per_hour = [(h.hour, h.files, h.read, h.deactivations, h.sites, h.dead_letters) for h in report.per_hour]
     return "\n\n".join(
         [
             f"## Pipeline run: {describe_hours(hours)}",
@@ -121,8 +120,8 @@ def pipeline_markdown(report: PipelineRunReport) -> str:
 
 def analytics_markdown(report: AnalyticsRunReport) -> str:
     rows: list[tuple[str, object]] = [
-        ("hours rebuilt", report.hours_rebuilt),
-        ("days rebuilt", report.days_rebuilt),
+        ("hours rebuilt", _span(report.hours_rebuilt)),
+        ("days rebuilt", _span(report.days_rebuilt)),
     ]
     rows += [(f"rows written: {table}", count) for table, count in sorted(report.tables.items())]
     rows += [(f"documents published: {name}", count) for name, count in sorted(report.published.items())]
@@ -130,10 +129,18 @@ def analytics_markdown(report: AnalyticsRunReport) -> str:
         ("watermark", report.watermark or "-"),
         ("report", report.report_html or "not rendered"),
         ("charts", report.charts),
+        ("PNG files", report.pngs),
         ("charts without data", ", ".join(report.empty_charts) or "-"),
         ("duration seconds", f"{report.seconds:.1f}"),
     ]
     return "## Analytics run\n\n" + _table(("measure", "value"), rows)
+
+
+def _span(labels: Sequence[str]) -> str:
+    """'0' or '3 (2026-11-27T22..2026-11-28T00)'."""
+    if not labels:
+        return "0"
+    return f"{len(labels)} ({labels[0]}..{labels[-1]})" if len(labels) > 1 else f"1 ({labels[0]})"
 
 
 def backfill_markdown(report: BackfillReport) -> str:

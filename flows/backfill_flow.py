@@ -25,7 +25,7 @@ from flows.tasks import HourText, find_loaded_hours, format_hour, resolve_range
 MAX_BACKFILL_HOURS = 24 * 366
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill")
 def backfill(
     start_hour: HourText,
     end_hour: HourText,

@@ -30,7 +30,7 @@ from flows.tasks import (
 MAX_WINDOW_HOURS = 24 * 31
 
 
-@flow(name="deactivation-pipeline", log_prints=True)
+@flow(name="deactivation-pipeline")
 def deactivation_pipeline(
     hour: HourText | None = None,
     hours: Annotated[int, Field(ge=1, le=MAX_WINDOW_HOURS)] = 2,
@@ -43,7 +43,8 @@ def deactivation_pipeline(
         counts = read_warehouse_counts(window)
         verify_against_warehouse(summary, window, counts)
     except (PipelineRunError, VerificationError) as error:
-        publish(PIPELINE_KEY, failure_markdown("Pipeline run", window, error), f"FAILED {describe_hours(window)}")
+        failure = failure_markdown("Pipeline run", window, error)
+        publish(PIPELINE_KEY, failure, f"FAILED {describe_hours(window)}")
         raise
     report = PipelineRunReport(
         hours=[format_hour(h) for h in window],

@@ -3,15 +3,16 @@
 Only tasks that do I/O (raw store, MongoDB, warehouse) retry; they are safe to retry because every
 stage is idempotent (the pipeline replaces whole raw_hour slices, analytics rebuilds aggregates).
 Settings come from `get_settings()`, i.e. the environment of the worker that runs the flow.
+Beam and the reports package are imported inside the tasks that use them: registering a deployment
+or validating parameters then does not pay for importing them.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from prefect import task
 from pydantic import BaseModel, Field
@@ -19,7 +20,10 @@ from pydantic import BaseModel, Field
 from deactivation.raw_store import hour_floor, hours_ending_at, parse_hour
 from deactivation.settings import get_settings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from beam.pipeline import PipelineSummary
+    from reports.analytics import AnalyticsSummary
+    from reports.render import ReportSummary
 
 #: An hour as operators type it in the Prefect UI and on the CLI: YYYY-MM-DDTHH (UTC).
 HourText = Annotated[
@@ -104,7 +108,7 @@ def resolve_range(start_hour: str, end_hour: str, max_hours: int) -> list[dateti
 
 
 @task(name="run-beam-pipeline", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
-def run_beam_pipeline(hours: list[datetime]):
+def run_beam_pipeline(hours: list[datetime]) -> PipelineSummary:
     """One Beam job over the window; a failure names the hours and the cause."""
     from beam.pipeline import run_pipeline
 
@@ -142,14 +146,14 @@ def find_loaded_hours(hours: list[datetime]) -> list[datetime]:
 
 
 @task(name="build-analytics", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
-def build_analytics_task(since: datetime | None, full: bool):
+def build_analytics_task(since: datetime | None, full: bool) -> AnalyticsSummary:
     from reports.analytics import build_analytics
 
     return build_analytics(get_settings(), since=since, full=full)
 
 
 @task(name="render-report", retries=1, retry_delay_seconds=10)
-def render_report_task(project: str | None, days: int | None, png: bool):
+def render_report_task(project: str | None, days: int | None, png: bool) -> ReportSummary:
     from reports.render import render_report
 
     settings = get_settings()
@@ -160,14 +164,18 @@ def render_report_task(project: str | None, days: int | None, png: bool):
 
 
 @task(name="verify-warehouse")
-def verify_against_warehouse(summary, hours: list[datetime], counts: WarehouseCounts) -> None:
+def verify_against_warehouse(
+    summary: PipelineSummary, hours: list[datetime], counts: WarehouseCounts
+) -> None:
     """Raise VerificationError, naming each bad hour, unless the warehouse holds what Beam reported."""
     problems = warehouse_problems(summary, hours, counts)
     if problems:
         raise VerificationError("warehouse check failed: " + "; ".join(problems))
 
 
-def warehouse_problems(summary, hours: Sequence[datetime], counts: WarehouseCounts) -> list[str]:
+def warehouse_problems(
+    summary: PipelineSummary, hours: Sequence[datetime], counts: WarehouseCounts
+) -> list[str]:
     problems = []
     loaded = {row.hour: row for row in counts.hours}
     for hour in map(format_hour, hours):
@@ -181,10 +189,9 @@ def warehouse_problems(summary, hours: Sequence[datetime], counts: WarehouseCoun
             ("sites", row.sites),
             ("deactivation_errors", row.dead_letters),
         ):
-            if actual.get(table, 0) != expected:
-                problems.append(
-                    f"hour {hour}: hour_loads says {expected} {table} rows, the table holds {actual.get(table, 0)}"
-                )
+            held = actual.get(table, 0)
+            if held != expected:
+                problems.append(f"hour {hour}: hour_loads says {expected} {table} rows, the table has {held}")
     for table in HISTORY_TABLES:
         reported = summary.rows_written.get(table)
         if reported is not None and reported != counts.table_rows.get(table, 0):

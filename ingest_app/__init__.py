@@ -19,13 +19,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the collector app; `settings` defaults to the process settings (the environment)."""
     settings = settings or get_settings()
     app = Flask(__name__)
-    # Werkzeug then refuses larger bodies before reading them (answered as 413).
-    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_BODY_BYTES
     store = RawStore.from_settings(settings)
     IngestState(
         settings=settings,
         store=store,
-        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX),
+        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.INGEST_COMMITTERS),
         counters=IngestCounters(),
     ).init_app(app)
     app.register_blueprint(collect)

@@ -20,7 +20,7 @@ def media_type(content_type_header: str) -> str:
 
 
 def is_supported(media: str) -> bool:
-    return media == FORM or media == JSON or media.endswith("+json")
+    return media in (FORM, JSON) or media.endswith("+json")
 
 
 def decode_body(media: str, raw: bytes) -> dict[str, Any]:

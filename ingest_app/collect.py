@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from deactivation.envelope import ROUTES, make_envelope, utc_now
 from deactivation.raw_store import RawStoreError
@@ -34,29 +33,34 @@ _METHODS = ["POST", "GET", "PUT", "PATCH", "DELETE"]
 
 def _register_routes() -> None:
     for route in ROUTES:
-        for rule in (f"/{route}", f"/<path:base>/{route}"):
-            collect.add_url_rule(
-                rule, f"{route}{'_under_base' if '<' in rule else ''}", receive,
-                methods=_METHODS, defaults={"route": route},
-            )
+        options = {"view_func": receive, "methods": _METHODS, "defaults": {"route": route}}
+        collect.add_url_rule(f"/{route}", route, **options)
+        # The SDK posts to a configurable base URL, which may carry a path of its own.
+        collect.add_url_rule(f"/<path:base>/{route}", f"{route}_under_base", **options)
 
 
 def receive(route: str, base: str | None = None) -> Response:
+    """Store one SDK request durably and answer 202 with its event id, or answer why not."""
     state = ingest_state()
     raw = b""
     try:
         if request.method != "POST":
             raise ApiError(
-                405, "method_not_allowed", f"/{route} accepts POST only",
-                headers={"Allow": "POST"}, method=request.method,
+                405,
+                "method_not_allowed",
+                f"/{route} accepts POST only",
+                headers={"Allow": "POST"},
+                method=request.method,
             )
+        raw = _read_body(state)
         media = media_type(request.headers.get("Content-Type", ""))
         if not is_supported(media):
             raise ApiError(
-                415, "unsupported_content_type",
-                "send application/x-www-form-urlencoded or application/json", content_type=media,
+                415,
+                "unsupported_content_type",
+                "send application/x-www-form-urlencoded or application/json",
+                content_type=media,
             )
-        raw = _read_body(state)
         if not raw:
             raise ApiError(400, "empty_body", "the request body is empty")
         body = decode_body(media, raw)
@@ -80,13 +84,44 @@ def receive(route: str, base: str | None = None) -> Response:
 
 
 def _read_body(state: IngestState) -> bytes:
-    try:
-        return request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        limit = state.settings.MAX_BODY_BYTES
-        raise ApiError(
-            413, "body_too_large", f"the body is larger than {limit} bytes", limit=limit
-        ) from None
+    """The whole body, refusing more than MAX_BODY_BYTES before reading past the limit.
+
+    Read from the WSGI input directly: for a chunked body (no Content-Length), Werkzeug's own
+    limit cuts the body silently at the limit instead of refusing it.
+    """
+    limit = state.settings.MAX_BODY_BYTES
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    stream = request.environ["wsgi.input"]
+    if length is not None:
+        raw = _read_exactly(stream, length)
+        if len(raw) < length:
+            raise ApiError(
+                400, "incomplete_body", "the body ended before its Content-Length", received=len(raw)
+            )
+        return raw
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # no length and no end marker: per WSGI there is no body to read
+    chunks, size = [], 0
+    while chunk := stream.read(min(65536, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    chunks, remaining = [], length
+    while remaining and (chunk := stream.read(remaining)):
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the body is larger than {limit} bytes", limit=limit)
 
 
 def _keep_rejected(state: IngestState, route: str, error: ApiError, raw: bytes) -> None:

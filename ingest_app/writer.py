@@ -1,17 +1,24 @@
-"""Group commit: one background writer thread per process makes envelopes durable in batches.
+"""Group commit: background writer threads in each process make envelopes durable in batches.
 
 Request threads hand their envelope to the writer and block until the batch holding it has been
 written and fsynced (or uploaded); only then do they answer 2xx. While one batch is being
-flushed the next one fills up, so a single fsync acknowledges many requests: throughput grows
-with load instead of being capped by the disk's fsync latency.
+flushed the next one queues up, so a single fsync acknowledges many requests: throughput grows
+with load instead of being capped by the disk's fsync latency. A second committer thread takes
+the next batch while the first waits for its fsync, so a slow disk (a shared machine, network
+storage, GCS uploads) does not leave the queue idle; the kernel merges their journal commits.
+
+The hand-off uses only C-level primitives (a `queue.SimpleQueue` and one plain lock per request
+as its acknowledgement): under load, `threading.Event`/`Condition`, which are written in Python,
+cost about a third of the collector's CPU on the 2-core machine (measured with py-spy).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
-from collections import deque
+import weakref
 from typing import Any
 
 from deactivation.raw_store import RawStore, RawStoreError
@@ -21,100 +28,120 @@ log = logging.getLogger(__name__)
 #: How long a request waits for its batch. The SDK gives up after 30 s, so answering later is useless.
 ACK_TIMEOUT_S = 25.0
 
+_STOP = object()
 
-class _Batch:
-    """Envelopes committed together; every request in it wakes on the same event."""
 
-    __slots__ = ("done", "error", "items")
+class _Pending:
+    """One envelope waiting for its commit; `acknowledged` is released once the batch is done."""
 
-    def __init__(self) -> None:
-        self.items: list[tuple[str, dict[str, Any]]] = []
-        self.done = threading.Event()
+    __slots__ = ("acknowledged", "envelope", "error", "route")
+
+    def __init__(self, route: str, envelope: dict[str, Any]) -> None:
+        self.route = route
+        self.envelope = envelope
         self.error: BaseException | None = None
+        self.acknowledged = threading.Lock()
+        self.acknowledged.acquire()
 
 
 class GroupCommitWriter:
     """Durably writes envelopes through a RawStore, at most `batch_max` per commit."""
 
-    def __init__(self, store: RawStore, batch_max: int) -> None:
+    def __init__(self, store: RawStore, batch_max: int, committers: int = 2) -> None:
         self.store = store
         self.batch_max = batch_max
-        self._lock = threading.Condition()
-        self._ready: deque[_Batch] = deque()
-        self._filling: _Batch | None = None
-        self._thread: threading.Thread | None = None
-        self._owner_pid = 0
+        self.committers = committers
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] | None = None
+        self._start_lock = threading.Lock()
         self._closed = False
+        _writers.add(self)
 
     def write(self, route: str, envelope: dict[str, Any]) -> None:
-        """Return once the envelope is durable; raise RawStoreError if it may not be."""
-        batch = self._enqueue(route, envelope)
-        if not batch.done.wait(ACK_TIMEOUT_S):
+        """Return once the envelope is durable; raise RawStoreError if it may not be.
+
+        After a timeout the envelope may still be written later: stored but never acknowledged,
+        which the SDK (it never retries) cannot turn into a duplicate.
+        """
+        if self._threads is None:
+            self._start()
+        pending = _Pending(route, envelope)
+        self._queue.put(pending)
+        if not pending.acknowledged.acquire(timeout=ACK_TIMEOUT_S):
             raise RawStoreError(f"the store did not confirm the write within {ACK_TIMEOUT_S:.0f}s")
-        if batch.error is not None:
-            raise RawStoreError(str(batch.error)) from batch.error
-
-    def _enqueue(self, route: str, envelope: dict[str, Any]) -> _Batch:
-        with self._lock:
-            if self._closed:
-                raise RawStoreError("the writer is shut down")
-            self._ensure_thread()
-            batch = self._filling
-            if batch is None or len(batch.items) >= self.batch_max:
-                batch = self._filling = _Batch()
-                self._ready.append(batch)
-                self._lock.notify()
-            batch.items.append((route, envelope))
-            return batch
-
-    def _ensure_thread(self) -> None:
-        # Started lazily, in the process that serves: a thread started before a server forks
-        # its workers would not exist in them.
-        if self._thread is None or self._owner_pid != os.getpid():
-            self._ready.clear()
-            self._filling = None
-            self._owner_pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="raw-store-writer", daemon=True)
-            self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._owner_pid == os.getpid()
+        if pending.error is not None:
+            raise RawStoreError(str(pending.error)) from pending.error
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread."""
-        with self._lock:
+        """Commit what is queued, then stop the committer threads."""
+        with self._start_lock:
             self._closed = True
-            self._lock.notify()
-            thread = self._thread if self._owner_pid == os.getpid() else None
-        if thread is not None:
+            threads = self._threads or []
+        for _ in threads:
+            self._queue.put(_STOP)
+        for thread in threads:
             thread.join()
+        self._threads = None  # the next write() then finds the writer closed
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                raise RawStoreError("the writer is shut down")
+            if self._threads is None:
+                threads = [
+                    threading.Thread(target=self._run, name=f"raw-store-committer-{n}", daemon=True)
+                    for n in range(self.committers)
+                ]
+                for thread in threads:
+                    thread.start()
+                self._threads = threads
+
+    def _forget_threads_after_fork(self) -> None:
+        # A server that forks its workers after the app was built leaves the threads behind in
+        # the parent: each child starts its own on its first request.
+        self._threads = None
+        self._queue = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._ready and not self._closed:
-                    self._lock.wait()
-                if not self._ready:
-                    return
-                batch = self._ready.popleft()
-                if batch is self._filling:
-                    self._filling = None
-            self._commit(batch)
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stops = batch.count(_STOP)
+            if stops:
+                batch = [pending for pending in batch if pending is not _STOP]
+                for _ in range(stops - 1):
+                    self._queue.put(_STOP)  # another committer's
+                stopping = True
+            if batch:
+                self._commit(batch)
 
-    def _commit(self, batch: _Batch) -> None:
+    def _commit(self, batch: list[_Pending]) -> None:
         by_route: dict[str, list[dict[str, Any]]] = {}
-        for route, envelope in batch.items:
-            by_route.setdefault(route, []).append(envelope)
+        for pending in batch:
+            by_route.setdefault(pending.route, []).append(pending.envelope)
+        error: BaseException | None = None
         try:
             for route, envelopes in by_route.items():
                 self.store.write_envelopes(route, envelopes)
         except Exception as exc:  # any failure means: do not acknowledge this batch
             log.error(
-                "raw store write failed (%s); %d envelopes not acknowledged",
-                type(exc).__name__,
-                len(batch.items),
+                "raw store write failed (%s); %d envelopes not acknowledged", type(exc).__name__, len(batch)
             )
-            batch.error = exc
-        finally:
-            batch.done.set()
+            error = exc
+        for pending in batch:
+            pending.error = error
+            pending.acknowledged.release()
+
+
+_writers: weakref.WeakSet[GroupCommitWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._forget_threads_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

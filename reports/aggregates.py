@@ -56,24 +56,68 @@ def _aggregate(name: str, grain: Literal["hour", "day"], *columns: Column, descr
     all_columns = (_PROJECT, slot, *columns)
     dimensions = tuple(c.name for c in columns if c.type == "STRING" and c.name != "reason_label")
     key = ("project_hash", grain, *dimensions)
-    return Aggregate(Table(name, all_columns, description=description), grain, key)
+    # Dashboards read one project over a range of hours/days: cluster on exactly that (BigQuery).
+    table = Table(name, all_columns, cluster_by=("project_hash", grain), description=description)
+    return Aggregate(table, grain, key)
 
 
+#: In build order: an aggregate summed from another comes after it (daily from hourly, reasons from
+#: versions by reason); they are rebuilt in this order inside one transaction.
 AGGREGATES: tuple[Aggregate, ...] = (
-    _aggregate("hourly_reason_counts", "hour", *_REASON, _COUNT, _SHARE,
-               description="Deactivations per project, hour and reason."),
-    _aggregate("daily_reason_counts", "day", *_REASON, _COUNT, _SHARE,
-               description="Deactivations per project, day and reason."),
-    _aggregate("hourly_version_reason_counts", "hour", _VERSION, *_REASON, _COUNT,
-               description="Deactivations per project, hour, project version and reason."),
-    _aggregate("daily_version_reason_counts", "day", _VERSION, *_REASON, _COUNT,
-               description="Deactivations per project, day, project version and reason."),
-    _aggregate("hourly_environment_counts", "hour", *_ENVIRONMENT, _COUNT,
-               description="Deactivations per project and hour by WordPress/PHP version, locale, server."),
-    _aggregate("daily_environment_counts", "day", *_ENVIRONMENT, _COUNT,
-               description="Deactivations per project and day by WordPress/PHP version, locale, server."),
-    _aggregate("daily_reason_terms", "day", *_REASON, _c("term", "STRING"), _c("mentions", "INT64"),
-               description="Word counts of free-text answers per project, day and reason."),
+    _aggregate(
+        "hourly_version_reason_counts",
+        "hour",
+        _VERSION,
+        *_REASON,
+        _COUNT,
+        description="Deactivations per project, hour, project version and reason.",
+    ),
+    _aggregate(
+        "hourly_reason_counts",
+        "hour",
+        *_REASON,
+        _COUNT,
+        _SHARE,
+        description="Deactivations per project, hour and reason.",
+    ),
+    _aggregate(
+        "daily_reason_counts",
+        "day",
+        *_REASON,
+        _COUNT,
+        _SHARE,
+        description="Deactivations per project, day and reason.",
+    ),
+    _aggregate(
+        "daily_version_reason_counts",
+        "day",
+        _VERSION,
+        *_REASON,
+        _COUNT,
+        description="Deactivations per project, day, project version and reason.",
+    ),
+    _aggregate(
+        "hourly_environment_counts",
+        "hour",
+        *_ENVIRONMENT,
+        _COUNT,
+        description="Deactivations per project and hour by WordPress/PHP version, locale, server.",
+    ),
+    _aggregate(
+        "daily_environment_counts",
+        "day",
+        *_ENVIRONMENT,
+        _COUNT,
+        description="Deactivations per project and day by WordPress/PHP version, locale, server.",
+    ),
+    _aggregate(
+        "daily_reason_terms",
+        "day",
+        *_REASON,
+        _c("term", "STRING"),
+        _c("mentions", "INT64"),
+        description="Word counts of free-text answers per project, day and reason.",
+    ),
 )
 
 ANALYTICS_BUILDS = Table(

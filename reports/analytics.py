@@ -3,10 +3,11 @@
 Incremental by a watermark kept in the warehouse (`analytics_builds`): the hours whose
 `hour_loads.loaded_at` is newer than the last build's watermark are the ones the pipeline
 (re)loaded since, so only those raw hours, and the UTC days containing them, are rebuilt. Each
-aggregate's affected slices are deleted and re-inserted, all aggregates and the new watermark in
-one warehouse transaction, so a failed build changes nothing and a full rebuild gives the same
-rows. MongoDB gets each aggregate in a collection of the same name: documents upserted by key, and
-documents of a rebuilt slice whose key disappeared deleted.
+aggregate's affected slices are deleted and re-inserted, all aggregates in one warehouse
+transaction, so a failed build changes nothing and a full rebuild gives the same rows. MongoDB
+gets each aggregate in a collection of the same name: documents upserted by key, and documents of
+a rebuilt slice whose key disappeared deleted. The new watermark is recorded only after publishing
+succeeded: a build that fails halfway is simply redone by the next run (rebuilding is idempotent).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.database import Database
 
-from deactivation.warehouse import Warehouse, open_warehouse
+from deactivation.schemas import ALL_TABLES
 from deactivation.settings import Settings
+from deactivation.warehouse import Warehouse, open_warehouse
 from reports.aggregates import AGGREGATES, ANALYTICS_BUILDS, Aggregate
 
 log = logging.getLogger(__name__)
@@ -57,28 +59,25 @@ def build_analytics(
     full: bool = False,
     publish: bool = True,
 ) -> AnalyticsSummary:
-    """Rebuild the aggregates the pipeline's latest loads touched (or all, or raw hours >= since)."""
+    """Rebuild the aggregates the pipeline's loads touched since the last build.
+
+    `since` adds every loaded raw hour from that hour on; `full` rebuilds everything.
+    """
     started = time.perf_counter()
     warehouse = open_warehouse(settings)
-    warehouse.ensure_tables()
-    warehouse.ensure_tables([*(a.table for a in AGGREGATES), ANALYTICS_BUILDS])
+    warehouse.ensure_tables([*ALL_TABLES.values(), *(a.table for a in AGGREGATES), ANALYTICS_BUILDS])
     plan = plan_rebuild(warehouse, since=since, full=full)
     tables: dict[str, int] = {}
     if plan.hours:
         warehouse.run_script(_rebuild_statements(plan), _rebuild_params(plan))
-        tables = {a.name: _count_slice_rows(warehouse, a, plan) for a in AGGREGATES}
+        tables = _count_slice_rows(warehouse, plan)
     warehouse_done = time.perf_counter()
 
     published: dict[str, int] = {}
     if publish and plan.hours:
-        from deactivation.mongo import connect
-
-        client = connect(settings)
-        try:
-            database = client[settings.MONGODB_DB]
-            published = {a.name: publish_aggregate(warehouse, database, a, plan) for a in AGGREGATES}
-        finally:
-            client.close()
+        published = _publish_all(settings, warehouse, plan)
+    if plan.hours:
+        _record_watermark(warehouse, plan)
     finished = time.perf_counter()
     summary = AnalyticsSummary(
         full=plan.full,
@@ -93,7 +92,10 @@ def build_analytics(
     )
     log.info(
         "analytics built: %d hours, %d days, full=%s in %.2fs",
-        len(plan.hours), len(plan.days), plan.full, summary.seconds,
+        len(plan.hours),
+        len(plan.days),
+        plan.full,
+        summary.seconds,
     )
     return summary
 
@@ -105,10 +107,10 @@ def plan_rebuild(warehouse: Warehouse, *, since: datetime | None, full: bool) ->
     previous = _latest_watermark(warehouse)
     if full:
         hours = {hour for hour, _ in loaded}
-    elif since is not None:
-        hours = {hour for hour, _ in loaded if hour >= since.astimezone(UTC)}
     else:
         hours = {hour for hour, loaded_at in loaded if previous is None or loaded_at > previous}
+        if since is not None:  # on top of, never instead of, what changed since the last build
+            hours |= {hour for hour, _ in loaded if hour >= since.astimezone(UTC)}
     latest_load = max((loaded_at for _, loaded_at in loaded), default=None)
     watermark = max(filter(None, (previous, latest_load)), default=None)
     return RebuildPlan(
@@ -135,25 +137,38 @@ def _rebuild_statements(plan: RebuildPlan) -> list[str]:
             slots = "@hours" if aggregate.grain == "hour" else "@days"
             statements.append(f"DELETE FROM {aggregate.name} WHERE {aggregate.grain} IN UNNEST({slots})")
         statements.append(f"INSERT INTO {aggregate.name} ({column_list})\n{aggregate.select_sql()}")
-    statements.append(
-        "INSERT INTO analytics_builds (built_at, watermark, full_rebuild, hours_rebuilt, days_rebuilt) "
-        "VALUES (@built_at, @watermark, @full_rebuild, @hour_count, @day_count)"
-    )
     return statements
 
 
 def _rebuild_params(plan: RebuildPlan) -> dict[str, Any]:
-    return {
-        "hours": plan.hours,
-        "days": plan.days,
-        "start_day": plan.days[0],
-        "end_day": plan.days[-1],
-        "built_at": datetime.now(UTC),
-        "watermark": plan.watermark,
-        "full_rebuild": plan.full,
-        "hour_count": len(plan.hours),
-        "day_count": len(plan.days),
-    }
+    return {"hours": plan.hours, "days": plan.days, "start_day": plan.days[0], "end_day": plan.days[-1]}
+
+
+def _record_watermark(warehouse: Warehouse, plan: RebuildPlan) -> None:
+    warehouse.run_script(
+        [
+            "INSERT INTO analytics_builds (built_at, watermark, full_rebuild, hours_rebuilt, days_rebuilt) "
+            "VALUES (@built_at, @watermark, @full_rebuild, @hour_count, @day_count)"
+        ],
+        {
+            "built_at": datetime.now(UTC),
+            "watermark": plan.watermark,
+            "full_rebuild": plan.full,
+            "hour_count": len(plan.hours),
+            "day_count": len(plan.days),
+        },
+    )
+
+
+def _publish_all(settings: Settings, warehouse: Warehouse, plan: RebuildPlan) -> dict[str, int]:
+    from deactivation.mongo import connect
+
+    client = connect(settings)
+    try:
+        database = client[settings.MONGODB_DB]
+        return {a.name: publish_aggregate(warehouse, database, a, plan) for a in AGGREGATES}
+    finally:
+        client.close()
 
 
 def _slice_filter(aggregate: Aggregate, plan: RebuildPlan) -> tuple[str, dict[str, Any]]:
@@ -164,13 +179,22 @@ def _slice_filter(aggregate: Aggregate, plan: RebuildPlan) -> tuple[str, dict[st
     return "day IN UNNEST(@days)", {"days": plan.days}
 
 
-def _count_slice_rows(warehouse: Warehouse, aggregate: Aggregate, plan: RebuildPlan) -> int:
-    where, params = _slice_filter(aggregate, plan)
-    frame = warehouse.query(f"SELECT COUNT(*) AS n FROM {aggregate.name} WHERE {where}", params)
-    return int(frame["n"].iloc[0])
+def _count_slice_rows(warehouse: Warehouse, plan: RebuildPlan) -> dict[str, int]:
+    """Rows now in the rebuilt slices of each aggregate (one query for all)."""
+    counts, params = [], {}
+    for aggregate in AGGREGATES:
+        where, slice_params = _slice_filter(aggregate, plan)
+        counts.append(
+            f"SELECT '{aggregate.name}' AS aggregate, COUNT(*) AS n FROM {aggregate.name} WHERE {where}"
+        )
+        params |= slice_params
+    frame = warehouse.query("\nUNION ALL\n".join(counts), params)
+    return {row.aggregate: int(row.n) for row in frame.itertuples()}
 
 
-def publish_aggregate(warehouse: Warehouse, database: Database, aggregate: Aggregate, plan: RebuildPlan) -> int:
+def publish_aggregate(
+    warehouse: Warehouse, database: Database, aggregate: Aggregate, plan: RebuildPlan
+) -> int:
     """Upsert the rebuilt slices of one aggregate into its MongoDB collection; returns documents."""
     where, params = _slice_filter(aggregate, plan)
     frame = warehouse.query(f"SELECT * FROM {aggregate.name} WHERE {where}", params)

@@ -70,7 +70,7 @@ def render_report(
     warehouse.ensure_tables([a.table for a in AGGREGATES])
     names = _project_names(settings)
     hashes = [project] if project else sorted(set(names) | _projects_with_data(warehouse))
-    start_day, end_day = _period(warehouse, days)
+    start_day, end_day = _period(warehouse, days, project)
     charts = load_charts()
     sections = []
     for project_hash in sorted(hashes, key=lambda h: (names.get(h, "~"), h)):
@@ -104,10 +104,11 @@ def chart_frame(warehouse: Warehouse, chart: Chart, project_hash: str, start_day
     return warehouse.query(chart.sql_text(), params)
 
 
-def _render_chart(warehouse: Warehouse, chart: Chart, project_hash: str, start: date, end: date) -> RenderedChart:
+def _render_chart(
+    warehouse: Warehouse, chart: Chart, project_hash: str, start: date, end: date
+) -> RenderedChart:
     frame = chart_frame(warehouse, chart, project_hash, start, end)
     figure = chart.figure(frame)
-    figure.update_layout(title={"text": chart.title, "x": 0.01})
     return RenderedChart(f"{project_hash}/{chart.id}", chart, figure, empty=frame.empty)
 
 
@@ -133,17 +134,31 @@ def _projects_with_data(warehouse: Warehouse) -> set[str]:
     return set(frame["project_hash"])
 
 
-def _period(warehouse: Warehouse, days: int | None) -> tuple[date, date]:
-    """The last `days` days up to the newest day with data (all days when `days` is None)."""
-    frame = warehouse.query("SELECT MIN(day) AS first_day, MAX(day) AS last_day FROM daily_reason_counts")
-    first, last = frame["first_day"].iloc[0], frame["last_day"].iloc[0]
-    if pd.isna(last):
+def _period(warehouse: Warehouse, days: int | None, project: str | None) -> tuple[date, date]:
+    """The last `days` days up to the newest day with data (all days when `days` is None).
+
+    The data of `project` decides when one is given and has any; otherwise all projects' data.
+    """
+    first, last = _data_range(warehouse, project) if project else (None, None)
+    if last is None:
+        first, last = _data_range(warehouse, None)
+    if first is None or last is None:
         today = datetime.now(UTC).date()
         return today - timedelta(days=(days or 1) - 1), today
-    last_day = pd.Timestamp(last).date()
     if days is None:
-        return pd.Timestamp(first).date(), last_day
-    return last_day - timedelta(days=days - 1), last_day
+        return first, last
+    return last - timedelta(days=days - 1), last
+
+
+def _data_range(warehouse: Warehouse, project: str | None) -> tuple[date | None, date | None]:
+    where, params = ("WHERE project_hash = @project_hash", {"project_hash": project}) if project else ("", {})
+    frame = warehouse.query(
+        f"SELECT MIN(day) AS first_day, MAX(day) AS last_day FROM daily_reason_counts {where}", params
+    )
+    first, last = frame["first_day"].iloc[0], frame["last_day"].iloc[0]
+    if pd.isna(last):
+        return None, None
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
 
 
 def find_chromium() -> str | None:
@@ -171,7 +186,12 @@ def _write_pngs(rendered: list[RenderedChart], png_dir: Path) -> tuple[list[str]
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            pio.write_images([r.figure for r in rendered], paths, format="png", width=1000)
+            # A PNG stands alone, so it carries the title the HTML shows above each chart.
+            figures = [
+                go.Figure(r.figure).update_layout(title={"text": r.chart.title, "x": 0.01}) for r in rendered
+            ]
+            heights = [f.layout.height or 450 for f in figures]  # kaleido ignores the layout height
+            pio.write_images(figures, paths, format="png", width=1000, height=heights)
     finally:
         kaleido.stop_sync_server(silence_warnings=True)
     return [str(p) for p in paths], None

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     scope = build.add_mutually_exclusive_group()
     scope.add_argument(
-        "--since", default=None, help="Rebuild every loaded raw hour from YYYY-MM-DDTHH (UTC) on."
+        "--since", default=None, help="Also rebuild every loaded raw hour from YYYY-MM-DDTHH (UTC) on."
     )
     scope.add_argument("--full", action="store_true", help="Rebuild every aggregate from all history.")
     build.add_argument("--no-publish", action="store_true", help="Do not publish to MongoDB.")

@@ -3,7 +3,7 @@
 The notebook tags three cells: `chart-meta` (a dict literal with title and description),
 `chart-sql` (a string literal: one BigQuery-dialect SELECT taking @project_hash, @start_day,
 @end_day) and `chart-figure` (its imports and `def figure(df)`). Promotion writes
-reports/charts/<id>.py, reports/sql/<id>.sql and a test skeleton tests/reports/test_chart_<id>.py;
+reports/charts/<id>.py, reports/sql/chart_<id>.sql and a test skeleton tests/reports/test_chart_<id>.py;
 the analytics flow and the report pick the chart up from the registry with no other change.
 Everything is validated before anything is written, and an existing chart is only replaced with
 --force.
@@ -43,9 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     promote.add_argument("--id", dest="chart_id", required=True, help="Chart id: lowercase, digits, _.")
     promote.add_argument("--force", action="store_true", help="Replace an existing chart of this id.")
-    promote.add_argument("--charts-dir", type=Path, default=_REPO_ROOT / "reports" / "charts")
-    promote.add_argument("--sql-dir", type=Path, default=_REPO_ROOT / "reports" / "sql")
-    promote.add_argument("--tests-dir", type=Path, default=_REPO_ROOT / "tests" / "reports")
+    promote.add_argument(
+        "--charts-dir", type=Path, default=_REPO_ROOT / "reports" / "charts", help="Default: reports/charts."
+    )
+    promote.add_argument(
+        "--sql-dir", type=Path, default=_REPO_ROOT / "reports" / "sql", help="Default: reports/sql."
+    )
+    promote.add_argument(
+        "--tests-dir", type=Path, default=_REPO_ROOT / "tests" / "reports", help="Default: tests/reports."
+    )
     promote.set_defaults(handler=_promote)
 
 
@@ -66,9 +72,6 @@ class PromotedFiles:
     sql: Path
     test: Path
 
-    def all(self) -> list[Path]:
-        return [self.module, self.sql, self.test]
-
 
 def _promote(args: argparse.Namespace) -> int:
     chart_id = validate_chart_id(args.chart_id)
@@ -84,30 +87,36 @@ def _promote(args: argparse.Namespace) -> int:
             f"chart {chart_id!r} already exists ({', '.join(map(str, existing))}); nothing was changed. "
             "Pass --force to replace it, or choose another --id"
         )
-    contents = {
-        targets.module: chart_module_source(chart_id, prototype, args.notebook),
-        targets.sql: sql_file_source(chart_id, prototype),
-        targets.test: test_skeleton_source(chart_id, prototype, targets, args.tests_dir),
-    }
-    compile(contents[targets.module], str(targets.module), "exec")
-    keep_test = targets.test.exists()
-    if keep_test:
-        del contents[targets.test]  # the skeleton became the developer's test; never clobber it
+    contents = _file_contents(chart_id, prototype, targets, args)
     for path, text in contents.items():
         _write(path, text)
         print(f"wrote {path}")
-    if keep_test:
-        print(f"kept existing test {targets.test}")
+    kept = [] if targets.test in contents else [str(targets.test)]
+    for path in kept:
+        print(f"kept existing test {path}")
     if prototype.meta_id and prototype.meta_id != chart_id:
         print(f"note: chart-meta says id {prototype.meta_id!r}; promoted as {chart_id!r} (--id wins)")
     summary = {
         "chart": chart_id,
         "written": [str(path) for path in contents],
-        "kept": [str(targets.test)] if keep_test else [],
+        "kept": kept,
         "replaced": bool(existing),
     }
     print(json.dumps(summary))
     return 0
+
+
+def _file_contents(
+    chart_id: str, prototype: Prototype, targets: PromotedFiles, args: argparse.Namespace
+) -> dict[Path, str]:
+    """What to write where. An existing test is left alone: once written, the skeleton is the
+    developer's test, and --force replaces the chart, not the checks someone wrote for it."""
+    module = chart_module_source(chart_id, prototype, args.notebook)
+    compile(module, str(targets.module), "exec")
+    contents = {targets.module: module, targets.sql: sql_file_source(chart_id, prototype)}
+    if not targets.test.exists():
+        contents[targets.test] = test_skeleton_source(chart_id, prototype, targets, args.tests_dir)
+    return contents
 
 
 def validate_chart_id(chart_id: str) -> str:
@@ -143,19 +152,21 @@ def read_prototype(notebook_path: Path) -> Prototype:
 
 
 def _tagged_cells(notebook_path: Path) -> dict[str, str]:
-    import nbformat
-
+    # Plain JSON rather than nbformat: importing nbformat's schema validation takes seconds.
     if not notebook_path.is_file():
         raise CommandError(f"no notebook at {notebook_path}")
     try:
-        notebook = nbformat.read(notebook_path, as_version=4)
-    except Exception as exc:  # nbformat raises JSON, validation and version errors
+        document = json.loads(notebook_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CommandError(f"{notebook_path} is not a readable notebook: {exc}") from exc
+    if not isinstance(document, dict) or document.get("nbformat") != 4:
+        raise CommandError(f"{notebook_path} is not a Jupyter notebook in format 4")
     found: dict[str, list[str]] = {tag: [] for tag in TAGS}
-    for cell in notebook.cells:
+    for cell in document.get("cells", []):
         for tag in cell.get("metadata", {}).get("tags", []):
-            if tag in found and cell.cell_type == "code":
-                found[tag].append(cell.source)
+            if tag in found and cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                found[tag].append("".join(source) if isinstance(source, list) else source)
     for tag, sources in found.items():
         if len(sources) != 1:
             raise CommandError(

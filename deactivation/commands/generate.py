@@ -40,7 +40,9 @@ def _generate(args: argparse.Namespace) -> int:
     if args.hours < 1 or args.events_per_hour < 1:
         raise CommandError("--hours and --events-per-hour must be at least 1")
     try:
-        end_hour = parse_hour(args.end_hour) if args.end_hour else hour_floor(datetime.now(UTC)) - timedelta(hours=1)
+        end_hour = (
+            parse_hour(args.end_hour) if args.end_hour else hour_floor(datetime.now(UTC)) - timedelta(hours=1)
+        )
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     start_hour = end_hour - timedelta(hours=args.hours - 1)

@@ -97,10 +97,8 @@ def _register_deployments(registry) -> None:
     prefect = local_stack.bin_path("prefect")
     log_path = registry.log_file("prefect-deploy")
     print(f"registering deployments (prefect deploy --all): log {log_path}", flush=True)
-    commands = [
-        [prefect, "--no-prompt", "work-pool", "create", local_stack.WORK_POOL, "--type", "process", "--overwrite"],
-        [prefect, "--no-prompt", "deploy", "--all"],
-    ]
+    create_pool = ["work-pool", "create", local_stack.WORK_POOL, "--type", "process", "--overwrite"]
+    commands = [[prefect, "--no-prompt", *create_pool], [prefect, "--no-prompt", "deploy", "--all"]]
     with open(log_path, "ab") as output:
         for command in commands:
             result = subprocess.run(command, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)

@@ -18,11 +18,15 @@ def figure(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return no_data_figure("No written answers used a word twice in this period")
     colours = reason_colours(df)
-    reasons = (
-        df.groupby("reason_label")["mentions"].sum().sort_values(ascending=False).index.tolist()
-    )
+    reasons = df.groupby("reason_label")["mentions"].sum().sort_values(ascending=False).index.tolist()
     rows = math.ceil(len(reasons) / COLUMNS)
-    fig = make_subplots(rows=rows, cols=COLUMNS, subplot_titles=reasons, horizontal_spacing=0.25)
+    fig = make_subplots(
+        rows=rows,
+        cols=COLUMNS,
+        subplot_titles=reasons,
+        horizontal_spacing=0.22,
+        vertical_spacing=min(0.3 / rows, 0.12),
+    )
     for index, label in enumerate(reasons):
         terms = df[df["reason_label"] == label].sort_values(["mentions", "term"], ascending=[True, False])
         fig.add_bar(
@@ -36,10 +40,11 @@ def figure(df: pd.DataFrame) -> go.Figure:
             row=index // COLUMNS + 1,
             col=index % COLUMNS + 1,
         )
-    fig.update_xaxes(title_text="Mentions")
+    fig.update_xaxes(title_text="Mentions", row=rows)
     fig.update_yaxes(title_text="Word", col=1)
+    fig.update_yaxes(dtick=1)  # label every bar, however many
     style(fig)
-    fig.update_layout(height=max(420, 260 * rows))
+    fig.update_layout(height=max(420, 240 * rows + 80))
     return fig
 
 

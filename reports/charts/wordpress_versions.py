@@ -10,7 +10,9 @@ from reports.registry import Chart
 
 
 def figure(df: pd.DataFrame) -> go.Figure:
-    return count_bars(df, "wp_version", category_title="WordPress version (major.minor)", versions=True, top=None)
+    return count_bars(
+        df, "wp_version", category_title="WordPress version (major.minor)", versions=True, top=None
+    )
 
 
 CHART = Chart(

@@ -1,14 +1,15 @@
 -- Aggregate daily_version_reason_counts: deactivations per project, UTC day, version of the
--- plugin/theme being deactivated, and reason. Rebuilds the days in @days.
+-- plugin/theme being deactivated, and reason. Summed from hourly_version_reason_counts (rebuilt
+-- first, in the same transaction). Rebuilds the days in @days.
 SELECT
-  d.project_hash,
-  DATE(d.raw_hour) AS day,
-  COALESCE(NULLIF(TRIM(d.project_version), ''), 'unknown') AS project_version,
-  d.reason_id,
-  MAX(d.reason_label) AS reason_label,
-  COUNT(*) AS deactivations
-FROM deactivations AS d
-JOIN UNNEST(@days) AS selected_day ON DATE(d.raw_hour) = selected_day
-WHERE d.raw_hour >= TIMESTAMP(@start_day)
-  AND d.raw_hour < TIMESTAMP(DATE_ADD(@end_day, INTERVAL 1 DAY))
-GROUP BY d.project_hash, DATE(d.raw_hour), COALESCE(NULLIF(TRIM(d.project_version), ''), 'unknown'), d.reason_id
+  h.project_hash,
+  DATE(h.hour) AS day,
+  h.project_version,
+  h.reason_id,
+  MAX(h.reason_label) AS reason_label,
+  SUM(h.deactivations) AS deactivations
+FROM hourly_version_reason_counts AS h
+JOIN UNNEST(@days) AS selected_day ON DATE(h.hour) = selected_day
+WHERE h.hour >= TIMESTAMP(@start_day)
+  AND h.hour < TIMESTAMP(DATE_ADD(@end_day, INTERVAL 1 DAY))
+GROUP BY h.project_hash, DATE(h.hour), h.project_version, h.reason_id

@@ -6,9 +6,17 @@ so each test exports its isolated `settings` fixture as environment variables.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
+from deactivation.projects import upsert_project
+from deactivation.raw_store import RawStore
 from deactivation.settings import Settings, get_settings
+
+#: The seeded hours the flow tests process.
+DEMO_HOURS = [datetime(2026, 11, 20, 0, tzinfo=UTC) + timedelta(hours=i) for i in range(6)]
 
 #: Measured here: a new Prefect server answers after 30-35 s; the default 30 s wait is too short.
 STARTUP_TIMEOUT_S = 120
@@ -18,6 +26,7 @@ STARTUP_TIMEOUT_S = 120
 def prefect_server():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(STARTUP_TIMEOUT_S))
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from tests
         from prefect.testing.utilities import prefect_test_harness
 
         with prefect_test_harness(server_startup_timeout=STARTUP_TIMEOUT_S):
@@ -33,3 +42,18 @@ def flow_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settin
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def demo_hours() -> list[datetime]:
+    return list(DEMO_HOURS)
+
+
+@pytest.fixture
+def demo_data(flow_settings: Settings, mongo_db) -> Settings:
+    """Six seeded hours (DEMO_HOURS) in the raw store and the demo projects registered."""
+    for project in DEMO_PROJECTS:
+        upsert_project(mongo_db, project)
+    generated = generate_events(seed=11, start_hour=DEMO_HOURS[0], hours=len(DEMO_HOURS), events_per_hour=12)
+    write_to_raw_store(RawStore.from_settings(flow_settings), generated.envelopes)
+    return flow_settings

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
-from deactivation.projects import upsert_project
-from deactivation.raw_store import RawStore
 from deactivation.settings import Settings, get_settings
 from deactivation.warehouse import open_warehouse
 from flows.artifacts import PIPELINE_KEY
 from flows.backfill_flow import backfill, contiguous_chunks
 from flows.pipeline_flow import deactivation_pipeline
 
-FIRST_HOUR = datetime(2026, 11, 20, 0, tzinfo=UTC)
-HOURS = [FIRST_HOUR + timedelta(hours=i) for i in range(6)]
-LAST = f"{HOURS[-1]:%Y-%m-%dT%H}"
 
-
-@pytest.fixture
-def demo_data(flow_settings: Settings, mongo_db) -> Settings:
-    """Six seeded hours in the raw store and the demo projects registered."""
-    for project in DEMO_PROJECTS:
-        upsert_project(mongo_db, project)
-    generated = generate_events(seed=11, start_hour=FIRST_HOUR, hours=len(HOURS), events_per_hour=12)
-    write_to_raw_store(RawStore.from_settings(flow_settings), generated.envelopes)
-    return flow_settings
+def label(hour: datetime) -> str:
+    return f"{hour:%Y-%m-%dT%H}"
 
 
 def history_snapshot(settings: Settings) -> dict[str, list[tuple]]:
@@ -68,8 +55,8 @@ def markdown_counts(markdown: str) -> dict[str, str]:
     return {cells[0].strip(): cells[1].strip() for cells in rows[2:]}
 
 
-def test_pipeline_artifact_numbers_equal_the_warehouse(demo_data: Settings):
-    report = deactivation_pipeline(hour=LAST, hours=len(HOURS))
+def test_pipeline_artifact_numbers_equal_the_warehouse(demo_data: Settings, demo_hours: list[datetime]):
+    report = deactivation_pipeline(hour=label(demo_hours[-1]), hours=len(demo_hours))
 
     counts = markdown_counts(latest_artifact_markdown(PIPELINE_KEY))
     warehouse = open_warehouse(demo_data)
@@ -89,26 +76,27 @@ def test_pipeline_artifact_numbers_equal_the_warehouse(demo_data: Settings):
         assert int(counts[measure]) == number, measure
     assert int(counts["rows written: deactivations"]) == in_warehouse["valid deactivations"]
     assert report.valid == in_warehouse["valid deactivations"]
-    assert [h.hour for h in report.per_hour] == [f"{h:%Y-%m-%dT%H}" for h in HOURS]
+    assert [h.hour for h in report.per_hour] == [label(h) for h in demo_hours]
 
 
 def test_backfill_over_six_hours_equals_six_single_hour_runs(
-    demo_data: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+    demo_data: Settings, demo_hours: list[datetime], tmp_path, monkeypatch: pytest.MonkeyPatch
 ):
-    for hour in HOURS:
-        deactivation_pipeline(hour=f"{hour:%Y-%m-%dT%H}", hours=1)
+    first, last = label(demo_hours[0]), label(demo_hours[-1])
+    for hour in demo_hours:
+        deactivation_pipeline(hour=label(hour), hours=1)
     single_runs = history_snapshot(demo_data)
 
     monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{tmp_path / 'backfill.duckdb'}")
     get_settings.cache_clear()
-    report = backfill(start_hour=f"{HOURS[0]:%Y-%m-%dT%H}", end_hour=LAST, hours_per_run=4, run_analytics=False)
+    report = backfill(start_hour=first, end_hour=last, hours_per_run=4, run_analytics=False)
 
     assert [len(run.hours) for run in report.runs] == [4, 2]
     assert history_snapshot(get_settings()) == single_runs
     assert single_runs["deactivations"], "the seeded hours hold deactivations"
 
-    resumed = backfill(start_hour=f"{HOURS[0]:%Y-%m-%dT%H}", end_hour=LAST, run_analytics=False)
-    assert resumed.runs == [] and len(resumed.skipped) == len(HOURS)
+    resumed = backfill(start_hour=first, end_hour=last, run_analytics=False)
+    assert resumed.runs == [] and len(resumed.skipped) == len(demo_hours)
 
 
 def test_a_failed_run_names_the_hour_and_the_cause(flow_settings: Settings, monkeypatch: pytest.MonkeyPatch):
@@ -136,7 +124,30 @@ def test_parameters_are_validated():
         deactivation_pipeline(hour="2026-11-20T03", hours=0)
 
 
-def test_contiguous_chunks_split_at_gaps_and_size():
-    hours = [FIRST_HOUR + timedelta(hours=i) for i in (0, 1, 2, 4, 5, 6, 7, 8)]
+def test_contiguous_chunks_split_at_gaps_and_size(demo_hours: list[datetime]):
+    hours = [demo_hours[0] + timedelta(hours=i) for i in (0, 1, 2, 4, 5, 6, 7, 8)]
     chunks = contiguous_chunks(hours, 3)
     assert [[h.hour for h in chunk] for chunk in chunks] == [[0, 1, 2], [4, 5, 6], [7, 8]]
+
+
+def test_the_warehouse_check_names_each_inconsistent_hour(demo_hours: list[datetime]):
+    from types import SimpleNamespace
+
+    from flows.tasks import HourCounts, WarehouseCounts, warehouse_problems
+
+    first, second = label(demo_hours[0]), label(demo_hours[1])
+    counts = WarehouseCounts(
+        hours=[HourCounts(hour=first, files=1, read=3, deactivations=3, sites=3, dead_letters=0)],
+        table_rows={"deactivations": 2, "sites": 3, "deactivation_errors": 0},
+        dead_letters={"unparseable": 0},
+        rows_by_hour={first: {"deactivations": 2, "sites": 3}},
+    )
+    summary = SimpleNamespace(rows_written={"deactivations": 3}, errors={"unparseable": 0})
+
+    problems = warehouse_problems(summary, demo_hours[:2], counts)
+
+    assert problems == [
+        f"hour {first}: hour_loads says 3 deactivations rows, the table has 2",
+        f"hour {second}: no hour_loads row",
+        f"hours {first}..{second} (2 hours): pipeline wrote 3 deactivations rows, the warehouse holds 2",
+    ]

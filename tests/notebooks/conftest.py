@@ -78,7 +78,9 @@ def execute_notebook(path: Path, settings: Settings, parameters: dict) -> nbform
     notebook = nbformat.read(path, as_version=4)
     tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-    injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in parameters.items()))
+    injected = nbformat.v4.new_code_cell(
+        "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    )
     injected.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(tagged[0] + 1, injected)
     client = NotebookClient(

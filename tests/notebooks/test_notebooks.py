@@ -55,7 +55,9 @@ def test_explore_notebook_runs_on_demo_data(demo_data):
 
 @pytest.mark.slow
 def test_prototype_notebook_runs_on_demo_data(demo_data):
-    executed = execute_notebook(PROTOTYPE, demo_data, {"project": FORM_BUILDER.hash, "days": 2, "end_day": ""})
+    executed = execute_notebook(
+        PROTOTYPE, demo_data, {"project": FORM_BUILDER.hash, "days": 2, "end_day": ""}
+    )
     assert "WordPress versions: consistent" in printed(executed)
 
 

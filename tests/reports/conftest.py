@@ -20,12 +20,13 @@ from deactivation.schemas import DEACTIVATIONS, HOUR_LOADS
 from deactivation.warehouse import open_warehouse, rows_to_arrow
 
 # The stop words the top-terms summary leaves out (kept here on purpose, not imported).
-STOP_WORDS = frozenset(
-    """about after again all also and any are back because been but can could did does doesn don for
-    from get had has have how into its just more most much not now off only other our out please plugin
-    same some still such than that the their them then there these they this too use using very was way
-    were what when which while who why will with would you your""".split()
-)
+_STOP_WORD_TEXT = """
+    about after again all also and any are back because been but can could did does doesn don
+    for from get had has have how into its just more most much not now off only other our out
+    please plugin same some still such than that the their them then there these they this too
+    use using very was way were what when which while who why will with would you your
+"""
+STOP_WORDS = frozenset(_STOP_WORD_TEXT.split())
 PROJECT_KIND = {p.hash: p.kind for p in DEMO_PROJECTS}
 
 
@@ -144,15 +145,16 @@ def expected_aggregates(events: list[TruthEvent]) -> dict[str, dict[tuple, tuple
                 (e.project_hash, e.day, dim, value) for e in events for dim, value in environment(e)
             ).items()
         },
-        "daily_reason_terms": {
-            (p, d, r, t): (labels[p, r], n) for (p, d, r, t), n in terms.items()
-        },
+        "daily_reason_terms": {(p, d, r, t): (labels[p, r], n) for (p, d, r, t), n in terms.items()},
     }
 
 
 # Column order of each aggregate: key columns, then value columns.
 AGGREGATE_COLUMNS = {
-    "hourly_reason_counts": (("project_hash", "hour", "reason_id"), ("reason_label", "deactivations", "share")),
+    "hourly_reason_counts": (
+        ("project_hash", "hour", "reason_id"),
+        ("reason_label", "deactivations", "share"),
+    ),
     "daily_reason_counts": (("project_hash", "day", "reason_id"), ("reason_label", "deactivations", "share")),
     "hourly_version_reason_counts": (
         ("project_hash", "hour", "project_version", "reason_id"),
@@ -169,7 +171,7 @@ AGGREGATE_COLUMNS = {
 
 
 def _python_value(value):
-    if isinstance(value, pd.Timestamp) or isinstance(value, datetime):
+    if isinstance(value, (pd.Timestamp, datetime)):
         stamp = pd.Timestamp(value)
         stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
         return stamp.to_pydatetime()

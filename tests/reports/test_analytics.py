@@ -21,7 +21,9 @@ def generated():
 
 
 def test_every_aggregate_equals_the_truth(settings, generated, truth):
-    truth.load_events(settings, generated.truth.events, HOURS, loaded_at=datetime(2026, 11, 21, 3, tzinfo=UTC))
+    truth.load_events(
+        settings, generated.truth.events, HOURS, loaded_at=datetime(2026, 11, 21, 3, tzinfo=UTC)
+    )
 
     summary = build_analytics(settings, publish=False)
 
@@ -88,10 +90,34 @@ def test_mongo_documents_are_keyed_and_stale_keys_are_deleted(settings, generate
 
 
 def test_since_rebuilds_raw_hours_from_that_hour_on(settings, generated, truth):
-    truth.load_events(settings, generated.truth.events, HOURS, loaded_at=datetime(2026, 11, 21, 3, tzinfo=UTC))
+    truth.load_events(
+        settings, generated.truth.events, HOURS, loaded_at=datetime(2026, 11, 21, 3, tzinfo=UTC)
+    )
     build_analytics(settings, publish=False)
     again = build_analytics(settings, since=HOURS[4], publish=False)
     assert again.hours_rebuilt == [f"{h:%Y-%m-%dT%H}" for h in HOURS[4:]]
     truth.assert_aggregates_equal(
         truth.actual_aggregates(settings), truth.expected_aggregates(generated.truth.events)
     )
+
+
+def test_a_failed_publish_leaves_the_watermark_so_the_next_run_redoes_the_hours(
+    settings, generated, truth, monkeypatch
+):
+    import reports.analytics as analytics
+
+    truth.load_events(
+        settings, generated.truth.events, HOURS, loaded_at=datetime(2026, 11, 21, 3, tzinfo=UTC)
+    )
+
+    def unreachable(*_args):
+        raise ConnectionError("MongoDB is down")
+
+    monkeypatch.setattr(analytics, "_publish_all", unreachable)
+    with pytest.raises(ConnectionError):
+        build_analytics(settings)
+    monkeypatch.undo()
+
+    retried = build_analytics(settings, publish=False)
+    assert len(retried.hours_rebuilt) == len(HOURS)
+    assert build_analytics(settings, publish=False).hours_rebuilt == []

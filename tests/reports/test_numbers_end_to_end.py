@@ -3,7 +3,7 @@ the generator's own record, exactly."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,9 @@ from deactivation.warehouse import open_warehouse
 from reports.aggregates import AGGREGATES
 from reports.analytics import build_analytics
 
-pipeline = pytest.importorskip("beam.pipeline", reason="the Beam pipeline (beam/pipeline.py) is not importable")
+pipeline = pytest.importorskip(
+    "beam.pipeline", reason="the Beam pipeline (beam/pipeline.py) is not importable"
+)
 
 START = datetime(2026, 11, 21, 22, tzinfo=UTC)  # crosses a UTC midnight
 HOURS = [START + timedelta(hours=i) for i in range(4)]
@@ -42,6 +44,15 @@ def test_generator_pipeline_analytics_agree_with_the_truth_exactly(settings, mon
     truth.assert_aggregates_equal(truth.actual_aggregates(settings), expected)
     for aggregate in AGGREGATES:
         assert mongo_db[aggregate.name].count_documents({}) == len(expected[aggregate.name])
+    published = {
+        (d["project_hash"], date.fromisoformat(d["day"]), d["reason_id"]): (
+            d["reason_label"],
+            d["deactivations"],
+            d["share"],
+        )
+        for d in mongo_db.daily_reason_counts.find()
+    }
+    assert published == expected["daily_reason_counts"]
 
     # Re-running the pipeline for an hour changes nothing, and analytics rebuilds just that hour.
     pipeline.run_pipeline(settings, HOURS[-1:])

@@ -1,0 +1,48 @@
+"""`deact demo` end to end (a small window), twice: the same numbers and no duplicates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deactivation.cli import build_parser
+from deactivation.settings import Settings
+from deactivation.warehouse import open_warehouse
+
+DEMO_ARGS = ["demo", "--days", "1", "--events-per-hour", "8", "--seed", "5"]
+
+
+def run_demo(capsys: pytest.CaptureFixture) -> dict:
+    """`deact demo` without `cli.main`, whose logging setup would outlive the captured stderr."""
+    args = build_parser().parse_args(DEMO_ARGS)
+    assert args.handler(args) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_demo_twice_gives_the_same_numbers_and_no_duplicates(
+    flow_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # the session's test server
+
+    first = run_demo(capsys)
+    second = run_demo(capsys)
+
+    assert first["http"]["sent_now"] and not second["http"]["sent_now"]
+    assert first["http"]["accepted"] == first["http"]["posted"] > 0
+    assert first["window"] == second["window"]
+    for stage in ("events_read", "valid", "dead_letters", "files"):
+        assert first["pipeline"][stage] == second["pipeline"][stage], stage
+    assert first["pipeline"]["events_read"] == first["generated"]
+    assert first["pipeline"]["valid"] == first["expected_valid"]
+    assert {k: v for k, v in first["pipeline"]["dead_letters"].items() if v} == first["expected_dead_letters"]
+    assert first["analytics"]["tables"] == second["analytics"]["tables"]
+    assert first["mongo_documents"] == second["mongo_documents"]
+
+    rows = open_warehouse(flow_settings).query(
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS distinct_ids FROM deactivations"
+    )
+    assert int(rows["n"][0]) == int(rows["distinct_ids"][0]) == first["pipeline"]["valid"]
