@@ -122,9 +122,13 @@ def test_promoted_test_skeleton_passes(tmp_path, capsys):
 
 
 def _registry_copy(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A temp copy of the chart registry (modules and SQL) and an empty tests dir beside it."""
-    charts_dir = shutil.copytree(REPO / "reports" / "charts", tmp_path / "reports" / "charts")
-    sql_dir = shutil.copytree(REPO / "reports" / "sql", tmp_path / "reports" / "sql")
+    """A temp copy of the chart registry as it was before the prototype was promoted into it
+    (the real registry holds the promoted chart since), and an empty tests dir beside it."""
+    before_promotion = shutil.ignore_patterns(f"{PROMOTED_ID}.py", f"chart_{PROMOTED_ID}.sql")
+    charts_dir = shutil.copytree(
+        REPO / "reports" / "charts", tmp_path / "reports" / "charts", ignore=before_promotion
+    )
+    sql_dir = shutil.copytree(REPO / "reports" / "sql", tmp_path / "reports" / "sql", ignore=before_promotion)
     tests_dir = tmp_path / "tests" / "reports"
     return charts_dir, sql_dir, tests_dir
 
