@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_MONGO_PORT = 27018
 
+#: The settings that say where data lives; a child process given these sees the same data.
+STORE_SETTINGS = ("RAW_STORE_URL", "WAREHOUSE_URL", "MONGODB_URI", "MONGODB_DB", "DATA_DIR")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
@@ -136,6 +139,11 @@ class Settings(BaseSettings):
         if self.warehouse_kind != "bigquery" or not parsed.netloc or not dataset:
             raise ValueError("WAREHOUSE_URL must look like bigquery://PROJECT/DATASET")
         return parsed.netloc, dataset
+
+    def store_environment(self) -> dict[str, str]:
+        """The environment variables that point a child process (a CLI run, a notebook kernel, a
+        Prefect worker) at the same stores as these settings."""
+        return {name: str(getattr(self, name)) for name in STORE_SETTINGS}
 
     @property
     def reports_dir(self) -> Path:

@@ -24,14 +24,7 @@ from deactivation.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RAW_STORE_URL": settings.RAW_STORE_URL,
-        "WAREHOUSE_URL": settings.WAREHOUSE_URL,
-        "MONGODB_URI": settings.MONGODB_URI,
-        "MONGODB_DB": settings.MONGODB_DB,
-        "DATA_DIR": str(settings.DATA_DIR),
-    }
+    return {**os.environ, **settings.store_environment()}
 
 
 @pytest.fixture

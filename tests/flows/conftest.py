@@ -36,8 +36,8 @@ def prefect_server():
 @pytest.fixture
 def flow_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The test's settings, exported so flows (and workers they start) read the same ones."""
-    for name in ("RAW_STORE_URL", "WAREHOUSE_URL", "MONGODB_URI", "MONGODB_DB", "DATA_DIR"):
-        monkeypatch.setenv(name, str(getattr(settings, name)))
+    for name, value in settings.store_environment().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     get_settings.cache_clear()
     yield get_settings()

@@ -63,14 +63,7 @@ def demo_data(demo_settings: Settings) -> Settings:
 
 def kernel_environment(settings: Settings) -> dict[str, str]:
     """The environment a notebook kernel needs to read `settings` through get_settings()."""
-    return {
-        **os.environ,
-        "RAW_STORE_URL": settings.RAW_STORE_URL,
-        "WAREHOUSE_URL": settings.WAREHOUSE_URL,
-        "MONGODB_URI": settings.MONGODB_URI,
-        "MONGODB_DB": settings.MONGODB_DB,
-        "DATA_DIR": str(settings.DATA_DIR),
-    }
+    return {**os.environ, **settings.store_environment()}
 
 
 def execute_notebook(path: Path, settings: Settings, parameters: dict) -> nbformat.NotebookNode:

@@ -15,8 +15,8 @@ from deactivation.projects import list_projects
 
 @pytest.fixture
 def cli(settings, monkeypatch):
-    for name in ("RAW_STORE_URL", "WAREHOUSE_URL", "MONGODB_URI", "MONGODB_DB", "DATA_DIR"):
-        monkeypatch.setenv(name, str(getattr(settings, name)))
+    for name, value in settings.store_environment().items():
+        monkeypatch.setenv(name, value)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "deactivation", *args], capture_output=True, text=True)

@@ -73,13 +73,7 @@ def test_png_per_chart_through_kaleido(analysed, tmp_path):
 
 
 def test_cli_render_prints_a_json_summary_last(analysed, tmp_path, monkeypatch):
-    environment = {
-        "WAREHOUSE_URL": analysed.WAREHOUSE_URL,
-        "MONGODB_URI": analysed.MONGODB_URI,
-        "MONGODB_DB": analysed.MONGODB_DB,
-        "DATA_DIR": str(analysed.DATA_DIR),
-    }
-    for name, value in environment.items():
+    for name, value in analysed.store_environment().items():
         monkeypatch.setenv(name, value)
     result = subprocess.run(
         [
