@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deactivation.mongo import free_port
 from deactivation.sdk_client import encode_form, post_many, site_user_agent
+from deactivation.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "tests" / "fixtures" / "sdk_captures" / "004-v2x-found-better-plugin.json"
@@ -69,14 +70,22 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
+def collector_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """The collector settings given on the command line; the rest come from the environment."""
+    given = {
+        "INGEST_WORKERS": args.workers,
+        "INGEST_THREADS": args.threads,
+        "INGEST_COMMITTERS": args.committers,
+        "INGEST_BATCH_MAX": args.batch_max,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def start_server(raw_dir: Path, port: int, args: argparse.Namespace) -> subprocess.Popen:
     environment = {
         **os.environ,
+        **{name: str(value) for name, value in collector_overrides(args).items()},
         "RAW_STORE_URL": str(raw_dir),
-        "INGEST_WORKERS": str(args.workers),
-        "INGEST_THREADS": str(args.threads),
-        "INGEST_COMMITTERS": str(args.committers),
-        "INGEST_BATCH_MAX": str(args.batch_max),
         "LOG_LEVEL": "WARNING",
     }
     server = subprocess.Popen(
@@ -196,10 +205,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="Seconds of load (wrk).")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2, help="Collector worker processes.")
-    parser.add_argument("--threads", type=int, default=32, help="Request threads per worker.")
-    parser.add_argument("--committers", type=int, default=2, help="Committer threads per worker.")
-    parser.add_argument("--batch-max", type=int, default=256)
+    parser.add_argument("--workers", type=int, help="Collector worker processes (default: the setting).")
+    parser.add_argument("--threads", type=int, help="Request threads per worker (default: the setting).")
+    parser.add_argument(
+        "--committers", type=int, default=None, help="Committer threads per worker (default: the setting)."
+    )
+    parser.add_argument("--batch-max", type=int, help="Envelopes per commit at most (default: the setting).")
     parser.add_argument(
         "--no-keepalive",
         dest="keepalive",
@@ -240,14 +251,17 @@ def main() -> int:
     finally:
         stop_server(server)
     stored, files = count_stored(workdir / "raw")
+    # What the server ran with: the command line's values over the environment's, local store.
+    collector = Settings(**collector_overrides(args), RAW_STORE_URL=str(workdir / "raw"))
     answered = load["two_xx"] + load["non_2xx"]
     summary = {
         **load,
         # The Python generator, like WordPress, opens one connection per request.
         "keepalive": args.keepalive and generator == "wrk",
         "connections": args.connections,
-        "workers": args.workers,
-        "threads": args.threads,
+        "workers": collector.INGEST_WORKERS,
+        "threads": collector.INGEST_THREADS,
+        "committers": collector.ingest_committers,
         "requests_per_s": round(answered / load["seconds"], 1),
         "stored": stored,
         "files": files,
@@ -265,6 +279,8 @@ def main() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     connections = "keep-alive" if summary["keepalive"] else "one connection per request"
     print(f"generator         {generator} ({connections})")
+    print(f"collector         {summary['workers']} workers x {summary['threads']} threads, ", end="")
+    print(f"{summary['committers']} committer(s) each")
     print(f"requests/s        {summary['requests_per_s']}")
     if summary["p50_ms"] is not None:
         print(f"latency p50/p99   {summary['p50_ms']:.2f} ms / {summary['p99_ms']:.2f} ms")

@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     IngestState(
         settings=settings,
         store=store,
-        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.INGEST_COMMITTERS),
+        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.ingest_committers),
         counters=IngestCounters(),
     ).init_app(app)
     app.register_blueprint(collect)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deactivation.sdk_client import encode_form
-from ingest_app.php_form import MAX_DEPTH, MAX_FIELDS, FormDecodeError, decode_php_form
+from ingest_app.php_form import MAX_DEPTH, MAX_FIELDS, FormDecodeError, decode_php_form, percent_decode
 
 
 def test_nested_brackets_become_nested_objects():
@@ -94,3 +98,58 @@ def test_decoding_inverts_the_sdk_encoding_with_values_as_strings():
         "n": "3",
         "text": "x & y = z ~ ü",
     }
+
+
+# --- The one-pass decoding is exactly the reference decoding, whatever the bytes --------------
+# Bytes drawn mostly from what trips quoted-printable up: escape characters, hex digits next to
+# non-hex ones, line breaks (soft line breaks in quoted-printable), the field separator, '+'.
+_TRICKY_BYTES = st.lists(
+    st.one_of(
+        st.sampled_from([b"%", b"=", b"\n", b"\r", b"\x00", b"+", b"&", b"[", b"]"]),
+        st.sampled_from([b"0", b"9", b"a", b"F", b"f", b"G", b"z", b"3D", b"5B", b"C3", b"A9", b"ZZ"]),
+        st.binary(max_size=3),
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_TRICKY_BYTES)
+def test_percent_decode_equals_unquote_to_bytes(data):
+    assert percent_decode(data) == unquote_to_bytes(data)
+
+
+def _reference_decode(body: bytes) -> dict:
+    """Field by field with the standard library, then the same PHP nesting rules."""
+    fields = {}
+    for pair in body.split(b"&"):
+        if pair:
+            name, _, value = pair.replace(b"+", b" ").partition(b"=")
+            fields[unquote_to_bytes(name).decode()] = unquote_to_bytes(value).decode()
+    return fields
+
+
+_SCALARS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12
+) | st.sampled_from(["%", "%41", "a=b", "x&y", "1+1", "\x00", "line\r\nbreak", "=3D"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), _SCALARS, min_size=1, max_size=8))
+def test_flat_bodies_decode_like_the_standard_library(fields):
+    body = encode_form(fields).encode()
+    assert decode_php_form(body) == _reference_decode(body) == fields
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,6}", fullmatch=True),
+        st.dictionaries(st.from_regex(r"[a-z_ .-]{1,8}", fullmatch=True), _SCALARS, min_size=1, max_size=4)
+        | _SCALARS,
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_nested_sdk_payloads_round_trip(payload):
+    assert decode_php_form(encode_form(payload).encode()) == payload
