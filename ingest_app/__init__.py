@@ -10,6 +10,7 @@ from deactivation.settings import Settings, get_settings
 from ingest_app.collect import collect
 from ingest_app.counters import IngestCounters
 from ingest_app.errors import register_error_handlers
+from ingest_app.fast_path import SdkFastPath
 from ingest_app.health import health
 from ingest_app.state import IngestState
 from ingest_app.writer import GroupCommitWriter
@@ -20,15 +21,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
     store = RawStore.from_settings(settings)
-    IngestState(
+    state = IngestState(
         settings=settings,
         store=store,
         writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.ingest_committers),
         counters=IngestCounters(),
-    ).init_app(app)
+    )
+    state.init_app(app)
     app.register_blueprint(collect)
     app.register_blueprint(health)
     register_error_handlers(app)
+    app.wsgi_app = SdkFastPath(app.wsgi_app, state)  # type: ignore[method-assign]
     if settings.INGEST_PROXY_HOPS:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.INGEST_PROXY_HOPS)  # type: ignore[method-assign]
     return app

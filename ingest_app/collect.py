@@ -19,7 +19,7 @@ from flask import Blueprint, Response, request
 from deactivation.envelope import ROUTES, make_envelope, utc_now
 from deactivation.raw_store import RawStoreError
 from ingest_app.bodies import decode_body, is_supported, media_type
-from ingest_app.errors import ApiError
+from ingest_app.errors import ApiError, error_payload
 from ingest_app.state import IngestState, ingest_state
 
 log = logging.getLogger(__name__)
@@ -67,20 +67,40 @@ def receive(route: str, base: str | None = None) -> Response:
     except ApiError as error:
         _keep_rejected(state, route, error, raw)
         return error.response()
-    envelope = make_envelope(
+    status, payload = store_event(
+        state,
         route=route,
+        media=media,
         body=body,
-        content_type=media,
         user_agent=request.headers.get("User-Agent"),
         remote_addr=request.remote_addr,
+    )
+    return Response(payload, status=status, mimetype="application/json")
+
+
+def store_event(
+    state: IngestState,
+    *,
+    route: str,
+    media: str,
+    body: dict[str, Any],
+    user_agent: str | None,
+    remote_addr: str | None,
+) -> tuple[int, bytes]:
+    """Stamp the envelope and make it durable; the JSON answer: 202 with the event id, or 503.
+
+    Shared by this view and the fast path (ingest_app.fast_path), so both answer alike.
+    """
+    envelope = make_envelope(
+        route=route, body=body, content_type=media, user_agent=user_agent, remote_addr=remote_addr
     )
     try:
         state.writer.write(route, envelope)
     except RawStoreError:
         state.counters.store_failed()
-        return ApiError(503, "store_unavailable", "the event could not be stored; retry later").response()
+        return 503, error_payload("store_unavailable", "the event could not be stored; retry later")
     state.counters.accepted(route)
-    return Response(orjson.dumps({"event_id": envelope["event_id"]}), status=202, mimetype="application/json")
+    return 202, orjson.dumps({"event_id": envelope["event_id"]})
 
 
 def _read_body(state: IngestState) -> bytes:
@@ -95,7 +115,7 @@ def _read_body(state: IngestState) -> bytes:
         raise _too_large(limit)
     stream = request.environ["wsgi.input"]
     if length is not None:
-        raw = _read_exactly(stream, length)
+        raw = read_exactly(stream, length)
         if len(raw) < length:
             raise ApiError(
                 400, "incomplete_body", "the body ended before its Content-Length", received=len(raw)
@@ -112,7 +132,7 @@ def _read_body(state: IngestState) -> bytes:
     return b"".join(chunks)
 
 
-def _read_exactly(stream: Any, length: int) -> bytes:
+def read_exactly(stream: Any, length: int) -> bytes:
     chunks, remaining = [], length
     while remaining and (chunk := stream.read(remaining)):
         chunks.append(chunk)

@@ -32,8 +32,11 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
-    payload = {"code": code, "message": message, "details": details or {}}
-    return Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    return Response(error_payload(code, message, details), status=status, mimetype="application/json")
+
+
+def error_payload(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps({"code": code, "message": message, "details": details or {}})
 
 
 def _http_code(exc: HTTPException) -> str:
