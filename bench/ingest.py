@@ -1,8 +1,9 @@
 """Benchmark: the collector under load over loopback, then a count of what it stored.
 
-    .venv/bin/python bench/ingest.py                        # 15 s of wrk, 64 connections
-    .venv/bin/python bench/ingest.py --duration 30 --connections 128 --no-keepalive
-    .venv/bin/python bench/ingest.py --generator python     # no wrk: bounded Python load
+    .venv/bin/python bench/ingest.py                        # 90,000 requests from h2load, 64 connections
+    .venv/bin/python bench/ingest.py --requests 200000 --connections 256 --threads 128
+    .venv/bin/python bench/ingest.py --no-keepalive         # 15 s of wrk, one connection per request
+    .venv/bin/python bench/ingest.py --generator python     # no load tool installed: bounded Python load
 
 Starts `deact serve` on a free port with a temporary raw store, drives POST /deactivate with a
 real SDK capture (form-encoded, as WordPress sends it), stops the server, then counts the stored
@@ -10,10 +11,12 @@ envelopes. Prints req/s, p50/p99 latency, the 2xx count, the stored count, and t
 and load generator's CPU time per request with the ceiling they imply on idle cores (useful when
 other work shares the machine, as it skews the rest). The last line is a JSON summary.
 
-wrk stops at its deadline without waiting for the requests it still has in flight: those may be
-stored and answered after wrk stopped listening, so `stored - 2xx` is between 0 and the number of
-connections and is printed as `unanswered_at_cutoff`. The Python generator waits for every answer,
-so there stored must equal 2xx exactly.
+h2load (Debian: nghttp2-client) sends a fixed number of requests and waits for every answer, so
+stored must equal 2xx exactly; it is the default. wrk (Debian: wrk) runs for a fixed time and is
+used for one connection per request (h2load keeps its connections open). It stops at its deadline
+without waiting for the requests still in flight: those may be stored and answered after it
+stopped listening, so there `stored - 2xx` is between 0 and the number of connections and is
+printed as `unanswered_at_cutoff`. The Python generator, like h2load, waits for every answer.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from deactivation.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "tests" / "fixtures" / "sdk_captures" / "004-v2x-found-better-plugin.json"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: Requests per run of the generators bounded by count (h2load: ~15 s on the 2-core machine).
+H2LOAD_REQUESTS = 90_000
+PYTHON_REQUESTS = 5_000
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -141,7 +147,7 @@ def run_wrk(url: str, body: str, user_agent: str, args: argparse.Namespace, work
     )
     command = [
         "wrk",
-        f"-t{args.wrk_threads}",
+        f"-t{args.load_threads}",
         f"-c{args.connections}",
         f"-d{args.duration}s",
         "-s",
@@ -162,8 +168,44 @@ def run_wrk(url: str, body: str, user_agent: str, args: argparse.Namespace, work
     }
 
 
+def run_h2load(url: str, body: str, user_agent: str, args: argparse.Namespace, workdir: Path) -> dict:
+    body_file, log_file = workdir / "body.txt", workdir / "h2load.log"
+    body_file.write_text(body)
+    command = [
+        "h2load",
+        "--h1",
+        f"--requests={args.requests or H2LOAD_REQUESTS}",
+        f"--clients={args.connections}",
+        f"--threads={args.load_threads}",
+        f"--data={body_file}",
+        "--header=Content-Type: application/x-www-form-urlencoded",
+        f"--header=User-Agent: {user_agent}",
+        f"--log-file={log_file}",
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    # One line per answered request: start (µs since the epoch), status, time to answer (µs).
+    answers = [tuple(int(v) for v in line.split("\t")) for line in log_file.read_text().splitlines()]
+    started = min(start for start, _, _ in answers)
+    finished = max(start + elapsed for start, _, elapsed in answers)
+    latencies = sorted(elapsed for _, _, elapsed in answers)
+    ok = sum(200 <= status < 300 for _, status, _ in answers)
+    summary = next(line for line in output.splitlines() if line.startswith("requests:"))
+    # "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+    counts = {name: int(number) for number, name in (part.split()[-2:] for part in summary.split(","))}
+    return {
+        "generator": "h2load",
+        "two_xx": ok,
+        "non_2xx": len(answers) - ok,
+        "socket_errors": counts["errored"] + counts["timeout"],
+        "seconds": (finished - started) / 1e6,
+        "p50_ms": latencies[len(latencies) // 2] / 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)] / 1000,
+    }
+
+
 def run_python(url: str, body: dict, args: argparse.Namespace) -> dict:
-    count = args.python_requests
+    count = args.requests or PYTHON_REQUESTS
     started = time.perf_counter()
     statuses = post_many(url.rsplit("/deactivate", 1)[0], [body] * count, concurrency=args.connections)
     seconds = time.perf_counter() - started
@@ -180,7 +222,7 @@ def run_python(url: str, body: dict, args: argparse.Namespace) -> dict:
 
 
 def generator_cpu_seconds() -> float:
-    """CPU of wrk (a reaped child) plus this process (the Python generator's threads)."""
+    """CPU of h2load or wrk (a reaped child) plus this process (the Python generator's threads)."""
     total = 0.0
     for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF):
         usage = resource.getrusage(who)
@@ -203,8 +245,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=15, help="Seconds of load (wrk).")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help=f"Requests to send (h2load: {H2LOAD_REQUESTS:,}, python: {PYTHON_REQUESTS:,}).",
+    )
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--load-threads", type=int, default=1, help="Threads of h2load or wrk.")
     parser.add_argument("--workers", type=int, help="Collector worker processes (default: the setting).")
     parser.add_argument("--threads", type=int, help="Request threads per worker (default: the setting).")
     parser.add_argument(
@@ -220,19 +267,21 @@ def main() -> int:
     parser.add_argument(
         "--store-dir", default=None, help="Where the temporary raw store goes (default: the temp dir)."
     )
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
-        "--python-requests",
-        type=int,
-        default=5000,
-        help="Requests the Python generator sends (it is bounded by count).",
+        "--generator",
+        choices=["auto", "h2load", "wrk", "python"],
+        default="auto",
+        help="auto: h2load, or wrk for --no-keepalive, else python when neither is installed.",
     )
     args = parser.parse_args()
 
     capture = json.loads(CAPTURE.read_text())
     generator = args.generator
     if generator == "auto":
-        generator = "wrk" if shutil.which("wrk") else "python"
+        preferred = "h2load" if args.keepalive else "wrk"
+        generator = preferred if shutil.which(preferred) else "python"
+    if generator == "h2load" and not args.keepalive:
+        raise SystemExit("h2load keeps its connections open; use --generator wrk with --no-keepalive")
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.store_dir))
     port = free_port()
     url = f"http://127.0.0.1:{port}/deactivate"
@@ -240,10 +289,11 @@ def main() -> int:
     try:
         cpu_before = process_tree_cpu_seconds(server.pid)
         generator_cpu_before = generator_cpu_seconds()
-        if generator == "wrk":
-            load = run_wrk(
-                url, encode_form(capture["body"]), site_user_agent(capture["body"]["url"]), args, workdir
-            )
+        body, user_agent = encode_form(capture["body"]), site_user_agent(capture["body"]["url"])
+        if generator == "h2load":
+            load = run_h2load(url, body, user_agent, args, workdir)
+        elif generator == "wrk":
+            load = run_wrk(url, body, user_agent, args, workdir)
         else:
             load = run_python(url, capture["body"], args)
         server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before
@@ -257,7 +307,7 @@ def main() -> int:
     summary = {
         **load,
         # The Python generator, like WordPress, opens one connection per request.
-        "keepalive": args.keepalive and generator == "wrk",
+        "keepalive": args.keepalive and generator != "python",
         "connections": args.connections,
         "workers": collector.INGEST_WORKERS,
         "threads": collector.INGEST_THREADS,
