@@ -75,6 +75,7 @@ bench-pipeline: venv
 bench-analytics: venv
 	$(BIN)/python bench/analytics.py
 
-# The collector under wrk over loopback: req/s, p50/p99, 2xx vs stored (see bench/ingest.py).
+# The collector under h2load over loopback: req/s, p50/p99, 2xx vs stored (see bench/ingest.py;
+# needs `apt-get install nghttp2-client`, or wrk for --no-keepalive).
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py

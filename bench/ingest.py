@@ -311,7 +311,7 @@ def main() -> int:
         "connections": args.connections,
         "workers": collector.INGEST_WORKERS,
         "threads": collector.INGEST_THREADS,
-        "committers": collector.ingest_committers,
+        "committers": collector.INGEST_COMMITTERS,
         "requests_per_s": round(answered / load["seconds"], 1),
         "stored": stored,
         "files": files,

@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     state = IngestState(
         settings=settings,
         store=store,
-        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.ingest_committers),
+        writer=GroupCommitWriter(store, settings.INGEST_BATCH_MAX, settings.INGEST_COMMITTERS),
         counters=IngestCounters(),
     )
     state.init_app(app)

@@ -3,9 +3,9 @@
 Why: Flask's request machinery (request context, URL adapter, request and response objects)
 costs ~40 µs per request on an idle thread, but under load on the 2-core machine it costs
 several times that: the request threads of a worker share one GIL, and every microsecond one
-of them holds it is paid again in the others' waiting and switching. Measured with
-`make bench-ingest`'s load (wrk, 64 connections): ~4.2k req/s at ~370 µs of server CPU per
-request through the Flask view, ~8k req/s at ~190 µs through this path.
+of them holds it is paid again in the others' waiting and switching. Measured side by side under
+wrk with 64 connections: ~4.2k req/s at ~370 µs of server CPU per request through the Flask
+view, ~8k req/s at ~190 µs through this path.
 
 What runs here is only the common case, and only what the Flask view does for it: a POST to one
 of the SDK routes (also under a base path) with a Content-Length within MAX_BODY_BYTES, a form or

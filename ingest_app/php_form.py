@@ -20,7 +20,7 @@ Why not a library: `qs-codec` follows JavaScript `qs` rules (duplicate keys beco
 under load each microsecond here costs about two (the request threads contend for the GIL), so
 the decoder works on the whole body at once: all names and values are percent-decoded in one
 C-level pass (see `percent_decode`) and bracket names are parsed once per distinct name. It
-takes ~20 µs on a real SDK body, against ~55 µs field by field with `urllib.parse.unquote`.
+takes ~24 µs on a real SDK body, against ~55 µs field by field with `urllib.parse.unquote`.
 """
 
 from __future__ import annotations
