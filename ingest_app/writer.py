@@ -6,7 +6,7 @@ flushed the next one queues up, so a single fsync acknowledges many requests: th
 with load instead of being capped by the disk's fsync latency. A second committer thread takes
 the next batch while the first waits for its fsync, so the queue is not left idle while the disk
 (or a GCS upload) is busy. Measured on the 2-core machine with `make bench-ingest`: two committers
-per worker served 5-20% more requests per second than one (whose batches are bigger, ~16
+per worker served 6-21% more requests per second than one (whose batches are bigger, ~16
 envelopes per fsync against ~7, but come half as often) and 24-45% more than three or four.
 
 The hand-off uses only C-level primitives (a `queue.SimpleQueue` and one plain lock per request
