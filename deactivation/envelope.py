@@ -11,7 +11,7 @@ fields and a new ``schema_version``, never rename.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 import uuid_utils
@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 
 #: Routes the collector accepts, each stored under its own prefix of the raw store.
 Route = Literal["deactivate", "track", "tracking-skipped"]
-ROUTES: tuple[str, ...] = ("deactivate", "track", "tracking-skipped")
+ROUTES: tuple[str, ...] = get_args(Route)
 
 #: Prefix under which rejected requests are kept for diagnosis.
 REJECTED_PREFIX = "rejected"

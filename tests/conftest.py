@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,17 +34,27 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def settings_under(mongo_server: LocalMongoServer) -> Callable[[Path], Settings]:
+    """Settings with every store under one folder and a MongoDB database of their own."""
+
+    def settings_for(root: Path) -> Settings:
+        return Settings(
+            RAW_STORE_URL=str(root / "raw"),
+            WAREHOUSE_URL=f"duckdb:///{root / 'warehouse.duckdb'}",
+            MONGODB_URI=mongo_server.uri,
+            MONGODB_DB=f"test_{uuid.uuid4().hex[:12]}",
+            DATA_DIR=root / "data",
+            _env_file=None,
+        )
+
+    return settings_for
+
+
 @pytest.fixture
-def settings(tmp_path: Path, mongo_server: LocalMongoServer) -> Settings:
+def settings(tmp_path: Path, settings_under: Callable[[Path], Settings]) -> Settings:
     """Settings for one test: its own raw store, DuckDB file and MongoDB database."""
-    return Settings(
-        RAW_STORE_URL=str(tmp_path / "raw"),
-        WAREHOUSE_URL=f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        MONGODB_URI=mongo_server.uri,
-        MONGODB_DB=f"test_{uuid.uuid4().hex[:12]}",
-        DATA_DIR=tmp_path / "data",
-        _env_file=None,
-    )
+    return settings_under(tmp_path)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from deactivation.mongo import LocalMongoServer, connect
+from deactivation.mongo import connect
 from deactivation.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,17 +25,11 @@ DEMO_EVENTS_PER_HOUR = 30
 
 
 @pytest.fixture(scope="module")
-def demo_settings(tmp_path_factory: pytest.TempPathFactory, mongo_server: LocalMongoServer) -> Settings:
+def demo_settings(
+    tmp_path_factory: pytest.TempPathFactory, settings_under: Callable[[Path], Settings]
+) -> Settings:
     """Settings shaped like the `settings` fixture, shared by a module so the data is built once."""
-    root = tmp_path_factory.mktemp("workbench")
-    settings = Settings(
-        RAW_STORE_URL=str(root / "raw"),
-        WAREHOUSE_URL=f"duckdb:///{root / 'warehouse.duckdb'}",
-        MONGODB_URI=mongo_server.uri,
-        MONGODB_DB=f"test_{uuid.uuid4().hex[:12]}",
-        DATA_DIR=root / "data",
-        _env_file=None,
-    )
+    settings = settings_under(tmp_path_factory.mktemp("workbench"))
     yield settings
     with connect(settings) as client:
         client.drop_database(settings.MONGODB_DB)
