@@ -57,6 +57,6 @@ def test_local_mongo_fixture_starts_accepts_a_unique_index_and_stops(tmp_path):
 
 def test_cli_lists_its_commands():
     result = subprocess.run(
-        [sys.executable, "-m", "deactivation", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "deact", "--help"], capture_output=True, text=True, check=True
     )
     assert "mongo" in result.stdout

@@ -19,7 +19,7 @@ from beam.pipeline import (
     staging_root,
     trailing_hours,
 )
-from deactivation.cli import main
+from deact.cli import main
 from deactivation.settings import Settings
 
 
@@ -30,7 +30,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def cli_settings(settings, monkeypatch):
     """The in-process CLI reads get_settings(): point it at this test's settings."""
-    monkeypatch.setattr("deactivation.commands.projects.get_settings", lambda: settings)
+    monkeypatch.setattr("deact.commands.projects.get_settings", lambda: settings)
     return settings
 
 
@@ -134,7 +134,7 @@ def test_pipeline_run_command_prints_the_summary_last(settings, mongo_db, kit):
     theme_body = {"hash": kit.theme_hash, "url": "https://a.example", "wp": {"memory_limit": "64M"}}
     RawStore.from_settings(settings).write_envelopes("deactivate", [kit.envelope(theme_body)])
     result = subprocess.run(
-        [sys.executable, "-m", "deactivation", "pipeline", "run", "--hour", "2026-11-28T02", "--hours", "2"],
+        [sys.executable, "-m", "deact", "pipeline", "run", "--hour", "2026-11-28T02", "--hours", "2"],
         env=settings_env(settings),
         capture_output=True,
         text=True,
@@ -229,7 +229,7 @@ def test_pipeline_run_passes_beam_flags_after_the_separator(monkeypatch, setting
         )
 
     monkeypatch.setattr(beam.pipeline, "run_pipeline", fake_run)
-    monkeypatch.setattr("deactivation.commands.pipeline.get_settings", lambda: settings)
+    monkeypatch.setattr("deact.commands.pipeline.get_settings", lambda: settings)
     argv = ["pipeline", "run", "--hour", "2026-11-28T05", "--", "--runner=DataflowRunner", "--project=acme"]
     assert main(argv) == 0
     assert calls == [([datetime(2026, 11, 28, 5, tzinfo=UTC)], ["--runner=DataflowRunner", "--project=acme"])]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deactivation.cli import build_parser
+from deact.cli import build_parser
 from deactivation.settings import Settings
 from deactivation.warehouse import open_warehouse
 

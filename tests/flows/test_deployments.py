@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deactivation.local_stack import WORK_POOL
+from deact.local_stack import WORK_POOL
 from deactivation.settings import Settings
 from deactivation.warehouse import open_warehouse
 

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from deactivation.local_stack import ProcessRegistry, Service, local_mongo_port, prefect_environment
+from deact.local_stack import ProcessRegistry, Service, local_mongo_port, prefect_environment
 from deactivation.settings import Settings
 
 # Ignores SIGTERM like a Prefect worker does, and leaves a child in its process group.

@@ -44,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "deactivation", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "deact", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=environment,
             stdout=log,

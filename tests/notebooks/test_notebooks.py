@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from deactivation.cli import main as deact
+from deact.cli import main as deact
 from deactivation.generator import DEMO_PROJECTS
 
 from .conftest import EXPLORE, PROTOTYPE, execute_notebook, printed

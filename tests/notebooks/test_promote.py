@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from deactivation.cli import main as deact
+from deact.cli import main as deact
 
 META = 'CHART_META = {"id": "x", "title": "Daily volume", "description": "Deactivations per day."}'
 SQL = '''CHART_SQL = """

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from deactivation import workbench
+from deact import workbench
 from deactivation.settings import Settings
 from deactivation.warehouse import open_warehouse
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from deactivation import workbench
+from deact import workbench
 from deactivation.schemas import DEACTIVATIONS
 from deactivation.settings import Settings
 from deactivation.warehouse import rows_to_arrow
@@ -67,7 +67,7 @@ def test_bigquery_sql_runs_through_pandas_gbq_with_parameters(bigquery_settings)
 
 @pytest.mark.slow
 def test_the_prototype_chart_sql_runs_unchanged_on_bigquery(bigquery_settings):
-    from deactivation.commands.chart import read_prototype
+    from deact.commands.chart import read_prototype
 
     from .conftest import PROTOTYPE
 

@@ -19,7 +19,7 @@ def cli(settings, monkeypatch):
         monkeypatch.setenv(name, value)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "deactivation", *args], capture_output=True, text=True)
+        return subprocess.run([sys.executable, "-m", "deact", *args], capture_output=True, text=True)
 
     return run
 

@@ -97,7 +97,7 @@ def test_cli_render_prints_a_json_summary_last(analysed, tmp_path, monkeypatch):
     assert summary["html_path"].endswith("deactivation-report.html")
 
     bad = subprocess.run(
-        [sys.executable, "-m", "deactivation", "report", "render", "--days", "0"],
+        [sys.executable, "-m", "deact", "report", "render", "--days", "0"],
         capture_output=True,
         text=True,
     )

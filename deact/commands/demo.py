@@ -32,8 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from deactivation.cli import CommandError
-from deactivation.local_stack import configure_prefect
+from deact.errors import CommandError
+from deact.local_stack import configure_prefect
 from deactivation.settings import Settings, get_settings
 
 STATE_VERSION = 1
@@ -286,14 +286,14 @@ def _discard_interrupted_send(settings: Settings, store, sent: dict[str, Any]) -
 
 
 def _post_through_collector(settings: Settings, bodies) -> list[int]:
-    from deactivation.local_stack import wait_for
+    from deact.local_stack import wait_for
     from deactivation.mongo import free_port
     from deactivation.sdk_client import post_many
 
     port = free_port()
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs_dir / "collector-demo.log"
-    command = [sys.executable, "-m", "deactivation", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "deact", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "ab") as log:
         collector = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

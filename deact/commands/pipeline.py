@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deactivation.cli import CommandError
+from deact.errors import CommandError
 from deactivation.settings import get_settings
 
 DEFAULT_HOURS = 2

@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from deactivation.cli import CommandError
-    from deactivation.local_stack import configure_prefect
+    from deact.errors import CommandError
+    from deact.local_stack import configure_prefect
 
     print(configure_prefect(get_settings()), flush=True)
     from prefect.exceptions import ParameterTypeError

@@ -1,6 +1,6 @@
-"""The `deact` command line (also `python -m deactivation`).
+"""The `deact` command line (also `python -m deact`).
 
-Each subcommand lives in `deactivation/commands/<name>.py` with a `register(subparsers)` that
+Each subcommand lives in `deact/commands/<name>.py` with a `register(subparsers)` that
 adds its parser and sets `handler=callable(args) -> int`. Adding a command changes nothing here.
 """
 
@@ -12,11 +12,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from deactivation import commands
-
-
-class CommandError(Exception):
-    """A user-facing error: printed as one line, exit code 2, no traceback."""
+from deact import commands
+from deact.errors import CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from deactivation.cli import CommandError
+from deact.errors import CommandError
 
 TAGS = ("chart-meta", "chart-sql", "chart-figure")
 CHART_PARAMS = frozenset({"project_hash", "start_day", "end_day"})

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from deactivation.cli import CommandError
+    from deact.errors import CommandError
     from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
     from deactivation.mongo import get_database
     from deactivation.projects import upsert_project

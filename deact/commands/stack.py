@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from deactivation.cli import CommandError
+from deact.errors import CommandError
 from deactivation.settings import Settings, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from deactivation import local_stack
+    from deact import local_stack
 
     settings = get_settings()
     # Children (server, worker, deploy, flow runs) inherit Prefect's settings for the local stack.
@@ -49,7 +49,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _up(settings: Settings, registry, services) -> int:
-    from deactivation import local_stack
+    from deact import local_stack
     from deactivation.mongo import wait_until_ready
 
     started, skipped = [], []
@@ -92,7 +92,7 @@ def _mongo_answers(settings: Settings) -> bool:
 
 def _register_deployments(registry) -> None:
     """Create the local process work pool and register every deployment of prefect.yaml."""
-    from deactivation import local_stack
+    from deact import local_stack
 
     prefect = local_stack.bin_path("prefect")
     log_path = registry.log_file("prefect-deploy")
@@ -107,7 +107,7 @@ def _register_deployments(registry) -> None:
 
 
 def _print_urls(settings: Settings, registry) -> None:
-    from deactivation import local_stack
+    from deact import local_stack
 
     ui = local_stack.prefect_api_url(settings).removesuffix("/api")
     print(

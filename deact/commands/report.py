@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from deactivation.cli import CommandError
+    from deact.errors import CommandError
     from deactivation.projects import normalise_hash
     from deactivation.warehouse import WarehouseError
     from reports.render import render_report

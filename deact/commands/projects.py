@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from deactivation.cli import CommandError
+from deact.errors import CommandError
 from deactivation.settings import get_settings
 
 

@@ -1,0 +1,3 @@
+from deact.cli import main
+
+raise SystemExit(main())

@@ -1,3 +1,0 @@
-from deactivation.cli import main
-
-raise SystemExit(main())
