@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 from beam.transforms import METRICS_NAMESPACE, RawFileContent, RawFileGroup, ValidEvent
 from deactivation.envelope import parse_timestamp
 from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, SITES
-from deactivation.raw_store import RawStore
+from deactivation.raw_store import raw_store_at
 from deactivation.schemas import ALL_TABLES, Table
 from deactivation.warehouse import arrow_schema
 
@@ -43,7 +43,7 @@ class ReadRawFiles(beam.DoFn):
         self.files = Metrics.counter(METRICS_NAMESPACE, "files_read")
 
     def setup(self) -> None:
-        self.store = RawStore(self.store_url, gcs_endpoint=self.gcs_endpoint)
+        self.store = raw_store_at(self.store_url, gcs_endpoint=self.gcs_endpoint)
 
     def process(self, file_group):
         raw_hour, relative_paths = file_group

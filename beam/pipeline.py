@@ -17,7 +17,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
@@ -40,16 +40,17 @@ from beam.io import (
 from beam.options import DeactivationOptions
 from beam.transforms import (
     DEAD_LETTERS,
-    ERROR_TYPES,
     METRICS_NAMESPACE,
     ProcessDeactivations,
     ProjectRules,
     RawFileGroup,
     registry_rules,
 )
+from deactivation.dead_letters import DEAD_LETTER_TYPES
+from deactivation.hours import format_hour, hour_floor
 from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, SITES, connect
 from deactivation.projects import load_registry
-from deactivation.raw_store import RawStore, hour_floor, hours_ending_at
+from deactivation.raw_store import open_raw_store
 from deactivation.schemas import ALL_TABLES, DEACTIVATION_ERRORS, HOUR_LOADS
 from deactivation.schemas import DEACTIVATIONS as DEACTIVATIONS_TABLE
 from deactivation.schemas import SITES as SITES_TABLE
@@ -93,16 +94,6 @@ class PipelineInputs:
     staging_dir: str
     mongo_uri: str
     mongo_db: str
-
-
-def hour_label(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
-def trailing_hours(now: datetime | None = None, count: int = 2) -> list[datetime]:
-    """The last `count` complete hours before `now` (default: the hourly run's window), oldest first."""
-    current_hour = hour_floor(now or datetime.now(UTC))
-    return hours_ending_at(current_hour - timedelta(hours=1), count)
 
 
 def file_groups(files: list[tuple[str, str]], size: int = FILES_PER_GROUP) -> list[tuple[str, list[str]]]:
@@ -223,8 +214,8 @@ def run_pipeline(
 
 def gather_inputs(settings: Settings, hours: list[datetime], options: PipelineOptions) -> PipelineInputs:
     """What the driver reads before the job: the hours' file listing and the project registry."""
-    store = RawStore.from_settings(settings)
-    files = [(hour_label(h), f.relative_path) for h in hours for f in store.list_hour(ROUTE, h)]
+    store = open_raw_store(settings)
+    files = [(format_hour(h), f.relative_path) for h in hours for f in store.list_hour(ROUTE, h)]
     client = connect(settings)
     try:
         db = client[settings.MONGODB_DB]
@@ -301,7 +292,7 @@ def hour_loads(hours: list[datetime], files: list[tuple[str, str]], tables: dict
     errors = _counts_by_hour(tables[DEACTIVATION_ERRORS.name])
     rows = []
     for hour in hours:
-        label = hour_label(hour)
+        label = format_hour(hour)
         valid, rejected = deactivations.get(hour, 0), errors.get(hour, 0)
         rows.append(
             {
@@ -326,10 +317,10 @@ def _summary(
     seconds: float,
 ) -> PipelineSummary:
     error_types = tables[DEACTIVATION_ERRORS.name].column("error_type").to_pylist()
-    errors = {error_type: error_types.count(error_type) for error_type in ERROR_TYPES}
+    errors = {error_type: error_types.count(error_type) for error_type in DEAD_LETTER_TYPES}
     deactivations = tables[DEACTIVATIONS_TABLE.name].num_rows
     return PipelineSummary(
-        hours=[hour_label(h) for h in hours],
+        hours=[format_hour(h) for h in hours],
         files=len(files),
         read=deactivations + len(error_types),
         deactivations=deactivations,

@@ -28,18 +28,20 @@ import orjson
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from deactivation.dead_letters import DeadLetterType
 from deactivation.projects import Project, normalise_hash
+from deactivation.raw_store import split_records
 from deactivation.reasons import THEME_SWITCH
+from deactivation.redaction import redacted_envelope, redacted_text
 from deactivation.site_fields import FieldError, major_minor, section, to_bool, to_bytes, to_count, to_text
 
 DEAD_LETTERS = "dead_letters"
 METRICS_NAMESPACE = "deactivation"
 
-UNPARSEABLE = "unparseable"
-UNKNOWN_PROJECT = "unknown_project"
-INVALID_REASON = "invalid_reason"
-INVALID_FIELD = "invalid_field"
-ERROR_TYPES = (UNPARSEABLE, UNKNOWN_PROJECT, INVALID_REASON, INVALID_FIELD)
+UNPARSEABLE = DeadLetterType.UNPARSEABLE.value
+UNKNOWN_PROJECT = DeadLetterType.UNKNOWN_PROJECT.value
+INVALID_REASON = DeadLetterType.INVALID_REASON.value
+INVALID_FIELD = DeadLetterType.INVALID_FIELD.value
 
 DEFAULT_RECORDS_PER_BATCH = 2000
 #: Gen-0 threshold of the cyclic garbage collector on workers (CPython's default is 700).
@@ -49,13 +51,6 @@ _EVENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 _RECEIVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 _ERROR_ID_NAMESPACE = uuid.UUID("6f1d8c1e-3b0a-4c4e-9a57-5d2f0f3d9b11")
 _DETAIL_VALUE_CHARS = 80
-
-#: Personal data the SDK sends; dead letters keep the envelope in the warehouse without them (the
-#: raw store, referenced by raw_file and raw_line, still holds the original).
-PERSONAL_BODY_FIELDS = ("admin_email", "user_email", "first_name", "last_name", "ip_address")
-PERSONAL_ENVELOPE_FIELDS = ("remote_addr",)
-REDACTED = "<redacted>"
-_EMAIL = re.compile(rb"[^\s\"'<>@&=]+@[^\s\"'<>@&=]+")
 
 
 # --- Elements ---------------------------------------------------------------------------------------
@@ -208,23 +203,11 @@ def _dead_letter(
         raw_hour=batch.raw_hour,
         raw_file=raw_file,
         raw_line=raw_line,
-        raw_envelope=orjson.dumps(redacted(envelope)).decode(),
+        raw_envelope=orjson.dumps(redacted_envelope(envelope)).decode(),
         event_id=envelope["event_id"],
         project_hash=project_hash,
         received_at=envelope["received_at"],
     )
-
-
-def redacted(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The envelope without the personal data fields (present ones replaced by a marker)."""
-    body = {k: REDACTED if k in PERSONAL_BODY_FIELDS else v for k, v in envelope["body"].items()}
-    outer = {k: REDACTED if k in PERSONAL_ENVELOPE_FIELDS and v else v for k, v in envelope.items()}
-    return {**outer, "body": body}
-
-
-def redacted_text(text: bytes) -> str:
-    """Raw text that is no envelope: e-mail addresses are the personal data it can be searched for."""
-    return _EMAIL.sub(REDACTED.encode(), text).decode("utf-8", errors="replace")
 
 
 # --- Step 2: parse envelopes -------------------------------------------------------------------------
@@ -247,16 +230,6 @@ def envelope_problem(envelope: Any, raw_hour: str) -> str | None:
     return None
 
 
-def _records_of(content: RawFileContent) -> Iterator[tuple[int, bytes]]:
-    """(1-based line, text) of a file: a .json file is one record, a .ndjson file one per line."""
-    if not content.raw_file.endswith(".ndjson"):
-        yield 1, content.data
-        return
-    for number, line in enumerate(content.data.split(b"\n"), start=1):
-        if line.strip():
-            yield number, line
-
-
 class _ParseFileGroup(beam.DoFn):
     def __init__(self, records_per_batch: int) -> None:
         self.records_per_batch = records_per_batch
@@ -276,7 +249,7 @@ class _ParseFileGroup(beam.DoFn):
         items: list[tuple[tuple[str, int], dict]] = []
         read = 0
         for content in group.files:
-            for raw_line, text in _records_of(content):
+            for raw_line, text in split_records(content.raw_file, content.data):
                 read += 1
                 try:
                     envelope = orjson.loads(text)

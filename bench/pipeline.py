@@ -79,9 +79,9 @@ def _settings(root: Path, mongo_uri: str):
 def generate(root: Path, events: int) -> int:
     """Write `events` events of one hour into the raw store (in chunks, to bound memory)."""
     from deactivation.generator import generate_events, write_to_raw_store
-    from deactivation.raw_store import RawStore
+    from deactivation.raw_store import LocalRawStore
 
-    store = RawStore(str(root / "raw"))
+    store = LocalRawStore(str(root / "raw"))
     files = 0
     for chunk, start in enumerate(range(0, events, GENERATE_CHUNK)):
         generated = generate_events(
@@ -120,17 +120,17 @@ def mongo_bulk(root: Path, mongo_uri: str) -> dict:
     from beam.transforms import reason_of, registry_rules, shape_event
     from deactivation.mongo import DEACTIVATIONS, SITES, connect
     from deactivation.projects import load_registry
-    from deactivation.raw_store import RawStore
+    from deactivation.raw_store import LocalRawStore, split_records
     from deactivation.site_fields import FieldError
 
     settings = _settings(root, mongo_uri)
     client = connect(settings)
     db = client[settings.MONGODB_DB]
     rules = registry_rules(load_registry(db))
-    store = RawStore(settings.RAW_STORE_URL)
+    store = LocalRawStore(settings.RAW_STORE_URL)
     events = []
     for raw_file in store.list_hour("deactivate", HOUR):
-        for _line, text in store.iter_lines(raw_file.relative_path):
+        for _line, text in split_records(raw_file.relative_path, store.read_bytes(raw_file.relative_path)):
             envelope = json.loads(text)
             project = rules.get(envelope["body"].get("hash"))
             reason_id = project and reason_of(envelope["body"], project)[0]

@@ -10,7 +10,6 @@ what to run.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from deactivation.redaction import mask_free_text
 from deactivation.settings import Settings, get_settings
 from deactivation.warehouse import WarehouseError, open_warehouse
 
@@ -34,10 +34,6 @@ DEMO_HINT = (
 MONGO_HINT = (
     "start MongoDB with `make demo` or `deact mongo serve` (or point MONGODB_URI at a running server)"
 )
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
-_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
 
 
 class WorkbenchError(RuntimeError):
@@ -171,12 +167,8 @@ def preview_prototype(
 
 
 def redact_personal_data(text: str | None) -> str:
-    """Free text with e-mail addresses, URLs and phone numbers masked, for showing answers."""
-    if not text:
-        return ""
-    text = _EMAIL.sub("[email]", text)
-    text = _URL.sub("[url]", text)
-    return _PHONE.sub("[phone]", text)
+    """Free text with e-mail and IP addresses, URLs and phone numbers masked, for showing answers."""
+    return mask_free_text(text)
 
 
 # --- internals ------------------------------------------------------------------------------------

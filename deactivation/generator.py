@@ -24,8 +24,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from deactivation.envelope import format_timestamp, make_envelope
+from deactivation.hours import hour_floor
 from deactivation.projects import MailIntegration, Project
-from deactivation.raw_store import RawStore, hour_floor
+from deactivation.raw_store import RawStore
 from deactivation.reasons import THEME_SWITCH
 
 DEMO_PROJECTS: list[Project] = [

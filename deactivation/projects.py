@@ -51,6 +51,9 @@ class Project(BaseModel):
     custom_reasons: dict[str, str] = Field(default_factory=dict)
     custom_fields: list[str] = Field(default_factory=list)
     mail_integrations: list[MailIntegration] = Field(default_factory=list)
+    #: Whether the admin's e-mail and name are kept beyond the raw store: `keep`; only when the SDK
+    #: says tracking was allowed (`only_if_tracking_allowed`); or never (`drop`).
+    contact_policy: Literal["keep", "only_if_tracking_allowed", "drop"] = "keep"
     created_at: datetime | None = None
 
     @field_validator("hash")

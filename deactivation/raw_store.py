@@ -10,6 +10,9 @@ The hour is the hour of the envelope's ``received_at`` (UTC). File names are ser
 never client input. A file becomes visible only complete: locally it is written under a dot-name,
 flushed, fsynced and renamed (readers skip dot-names); on GCS an object exists only once its upload
 completed.
+
+`RawStore` is the interface; `LocalRawStore` (a directory) and `GcsRawStore` (gs://) implement it,
+and `open_raw_store` picks one from the settings, as `open_warehouse` does for the warehouse.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -33,8 +36,22 @@ class RawStoreError(OSError):
     """The store could not durably write or read (the collector answers 503)."""
 
 
-def hour_floor(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+class SerialisedEnvelope(NamedTuple):
+    """An envelope already turned into its stored JSON line (done in the request that made it, so
+    one request's content can never make another request's write fail)."""
+
+    event_id: str
+    received_at: str  # YYYY-MM-DDTHH:MM:SS.ffffffZ
+    line: bytes
+
+
+def serialise_envelope(envelope: dict[str, Any]) -> SerialisedEnvelope:
+    """The stored form of an envelope dict; raises (orjson.JSONEncodeError, TypeError) if it has none."""
+    line = envelope_to_json(envelope)
+    received_at = envelope["received_at"]
+    if isinstance(received_at, datetime):
+        received_at = format_timestamp(received_at)
+    return SerialisedEnvelope(envelope["event_id"], received_at, line)
 
 
 def hour_path(route: str, hour: datetime) -> str:
@@ -42,25 +59,22 @@ def hour_path(route: str, hour: datetime) -> str:
     return f"{route}/{hour.astimezone(UTC):%Y/%m/%d/%H}"
 
 
-def parse_hour(text: str) -> datetime:
-    """Parse YYYY-MM-DDTHH (the CLI's hour format) into an aware UTC datetime."""
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise ValueError(f"hour must look like YYYY-MM-DDTHH (UTC), got {text!r}") from exc
-
-
-def hours_ending_at(last_hour: datetime, count: int) -> list[datetime]:
-    """The `count` hours ending with `last_hour`, oldest first."""
-    if count < 1:
-        raise ValueError("the number of hours must be at least 1")
-    last = hour_floor(last_hour)
-    return [last - timedelta(hours=offset) for offset in range(count - 1, -1, -1)]
-
-
 def _hour_of_received_at(received_at: str) -> str:
     # received_at is always "YYYY-MM-DDTHH:MM:SS.ffffffZ": the hour folder is a slice of it.
     return f"{received_at[0:4]}/{received_at[5:7]}/{received_at[8:10]}/{received_at[11:13]}"
+
+
+def split_records(relative_path: str, data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(1-based line, text) of a raw file: a .json file is one record, a .ndjson file one per line.
+
+    The one way a raw file is cut into records (the pipeline, the benchmarks and the tests use it).
+    """
+    if not relative_path.endswith(".ndjson"):
+        yield 1, data
+        return
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            yield number, line
 
 
 @dataclass(frozen=True)
@@ -71,45 +85,69 @@ class RawFile:
     url: str
 
 
-class RawStore:
-    """Local directory or gs:// bucket behind one interface."""
+class RawStore(Protocol):
+    """What every stage needs of the raw store, wherever it lives."""
 
-    def __init__(self, url: str, *, gcs_endpoint: str | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.is_gcs = self.url.startswith("gs://")
-        self._known_dirs: set[str] = set()
-        if self.is_gcs:
-            # gcsfs.core's class, not `gcsfs.GCSFileSystem`: the latter, by default, is an
-            # "experimental" subclass that first asks a gRPC API for the bucket's layout (zonal or
-            # hierarchical), which waits 60 s against an emulator and which plain buckets never need.
-            from gcsfs.core import GCSFileSystem
+    url: str
 
-            # No listings cache: a reader must see files a collector wrote after its last listing.
-            options: dict[str, Any] = {"use_listings_cache": False}
-            if gcs_endpoint:
-                options.update(endpoint_url=gcs_endpoint, token="anon")
-            self._gcs = GCSFileSystem(**options)
-            self._root = self.url.removeprefix("gs://")
-        else:
-            self._root = str(Path(self.url).resolve())
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Durably write one whole file (replacing any file of that name); RawStoreError if not."""
+        ...
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RawStore:
-        return cls(settings.RAW_STORE_URL, gcs_endpoint=settings.STORAGE_EMULATOR_HOST)
+    def read_bytes(self, relative: str) -> bytes: ...
 
-    # --- writing ---------------------------------------------------------------------------------
-    def write_envelopes(self, route: str, envelopes: Iterable[dict[str, Any]]) -> list[str]:
-        """Durably write envelopes (dicts with a received_at string), one file per hour.
+    def list_names(self, prefix: str) -> list[str]:
+        """Names of the complete files directly under `prefix` (no folders, no temporary files)."""
+        ...
 
-        Returns the relative paths written. Raises RawStoreError when anything failed; then
-        the caller must not acknowledge any of these envelopes.
+    def delete(self, relative: str) -> None: ...
+
+    def url_for(self, relative: str) -> str: ...
+
+    def write_lines(self, route: str, envelopes: Iterable[SerialisedEnvelope]) -> list[str]: ...
+
+    def write_envelopes(self, route: str, envelopes: Iterable[dict[str, Any]]) -> list[str]: ...
+
+    def write_rejected(self, record: dict[str, Any], *, at: datetime) -> str: ...
+
+    def check_writable(self, route: str = ...) -> None: ...
+
+    def list_hour(self, route: str, hour: datetime) -> list[RawFile]: ...
+
+
+class _RawStoreBase:
+    """The layout, shared by both stores; subclasses do the file operations."""
+
+    url: str
+
+    # --- file operations (per store) ----------------------------------------------------------------
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read_bytes(self, relative: str) -> bytes:
+        raise NotImplementedError
+
+    def list_names(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete(self, relative: str) -> None:
+        raise NotImplementedError
+
+    def url_for(self, relative: str) -> str:
+        raise NotImplementedError
+
+    # --- the layout ---------------------------------------------------------------------------------
+    def write_lines(self, route: str, envelopes: Iterable[SerialisedEnvelope]) -> list[str]:
+        """Durably write serialised envelopes, one file per hour; returns the relative paths.
+
+        Raises RawStoreError when anything failed; then the caller must not acknowledge any of them.
         """
         by_hour: dict[str, list[bytes]] = {}
         first_ids: dict[str, str] = {}
         for envelope in envelopes:
-            hour = _hour_of_received_at(envelope["received_at"])
-            by_hour.setdefault(hour, []).append(envelope_to_json(envelope))
-            first_ids.setdefault(hour, envelope["event_id"])
+            hour = _hour_of_received_at(envelope.received_at)
+            by_hour.setdefault(hour, []).append(envelope.line)
+            first_ids.setdefault(hour, envelope.event_id)
         written = []
         for hour, lines in by_hour.items():
             suffix = ".json" if len(lines) == 1 else ".ndjson"
@@ -118,33 +156,67 @@ class RawStore:
             written.append(relative)
         return written
 
+    def write_envelopes(self, route: str, envelopes: Iterable[dict[str, Any]]) -> list[str]:
+        """`write_lines` for envelope dicts (the generator, the demo and tests)."""
+        return self.write_lines(route, (serialise_envelope(envelope) for envelope in envelopes))
+
     def write_rejected(self, record: dict[str, Any], *, at: datetime) -> str:
-        """Keep a rejected request (reason and raw body) for diagnosis."""
+        """Keep a rejected request (reason and redacted body) for diagnosis."""
         rejection_id = new_event_id()
         relative = f"{hour_path(REJECTED_PREFIX, at)}/{rejection_id}.json"
         payload = {"rejection_id": rejection_id, "rejected_at": format_timestamp(at), **record}
         self.write_bytes(relative, orjson.dumps(payload) + b"\n")
         return relative
 
+    def check_writable(self, route: str = "deactivate") -> None:
+        """Write and remove a probe file in the folder the next event of `route` would go to
+        (this hour's); raises RawStoreError when that is not possible."""
+        now = datetime.now(UTC)
+        relative = f"{hour_path(route, now)}/.readyz-{new_event_id()}.probe"
+        self.write_bytes(relative, b"ok")
+        try:
+            self.delete(relative)
+        except Exception as exc:
+            raise RawStoreError(f"could not remove readiness probe: {type(exc).__name__}") from exc
+
+    def list_hour(self, route: str, hour: datetime) -> list[RawFile]:
+        """The complete envelope files of one route and hour, sorted by name."""
+        prefix = hour_path(route, hour)
+        return [
+            RawFile(f"{prefix}/{name}", self.url_for(f"{prefix}/{name}"))
+            for name in sorted(self.list_names(prefix))
+            if name.endswith(RAW_SUFFIXES)
+        ]
+
+
+class LocalRawStore(_RawStoreBase):
+    """A local directory; files are written under a dot-name, fsynced and renamed into place."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._root = str(Path(self.url).resolve())
+        self._known_dirs: set[str] = set()
+
     def write_bytes(self, relative: str, data: bytes) -> None:
         try:
-            if self.is_gcs:
-                self._gcs.pipe_file(f"{self._root}/{relative}", data)
-            else:
-                self._write_local_atomically(relative, data)
+            self._write_atomically(relative, data)
         except OSError as exc:
             raise RawStoreError(f"could not store {relative}: {exc}") from exc
-        except Exception as exc:  # gcsfs/google errors are not OSError; the caller answers 503
-            raise RawStoreError(f"could not store {relative}: {type(exc).__name__}") from exc
 
-    def _write_local_atomically(self, relative: str, data: bytes) -> None:
+    def _write_atomically(self, relative: str, data: bytes) -> None:
         final = os.path.join(self._root, relative)
         directory = os.path.dirname(final)
         if directory not in self._known_dirs:
             os.makedirs(directory, exist_ok=True)
             self._known_dirs.add(directory)
         temporary = os.path.join(directory, "." + os.path.basename(final) + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            # The folder went away after it was first made (retention, an operator): make it again.
+            self._known_dirs.discard(directory)
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:
@@ -162,54 +234,73 @@ class RawStore:
         finally:
             os.close(dir_fd)
 
-    def check_writable(self) -> None:
-        """Write and remove a probe file; raises RawStoreError when the store is not writable."""
-        relative = f"_readyz/{new_event_id()}.probe"
-        self.write_bytes(relative, b"ok")
-        try:
-            if self.is_gcs:
-                self._gcs.rm_file(f"{self._root}/{relative}")
-            else:
-                os.unlink(os.path.join(self._root, relative))
-        except Exception as exc:
-            raise RawStoreError(f"could not remove readiness probe: {type(exc).__name__}") from exc
-
-    # --- reading ---------------------------------------------------------------------------------
-    def list_hour(self, route: str, hour: datetime) -> list[RawFile]:
-        """The complete envelope files of one route and hour, sorted by name."""
-        prefix = hour_path(route, hour)
-        if self.is_gcs:
-            try:
-                names = [p.rsplit("/", 1)[-1] for p in self._gcs.ls(f"{self._root}/{prefix}", detail=False)]
-            except FileNotFoundError:
-                names = []
-        else:
-            directory = os.path.join(self._root, prefix)
-            names = os.listdir(directory) if os.path.isdir(directory) else []
-        files = [
-            RawFile(f"{prefix}/{name}", self.url_for(f"{prefix}/{name}"))
-            for name in sorted(names)
-            if name.endswith(RAW_SUFFIXES) and not name.startswith(".")
-        ]
-        return files
-
-    def url_for(self, relative: str) -> str:
-        if self.is_gcs:
-            return f"gs://{self._root}/{relative}"
-        return os.path.join(self._root, relative)
-
     def read_bytes(self, relative: str) -> bytes:
-        if self.is_gcs:
-            return self._gcs.cat_file(f"{self._root}/{relative}")
         with open(os.path.join(self._root, relative), "rb") as handle:
             return handle.read()
 
-    def iter_lines(self, relative: str) -> Iterator[tuple[int, bytes]]:
-        """(1-based line number, line) of a raw file; a .json file is one record."""
-        data = self.read_bytes(relative)
-        if relative.endswith(".json"):
-            yield 1, data.strip()
-            return
-        for number, line in enumerate(data.splitlines(), start=1):
-            if line.strip():
-                yield number, line
+    def list_names(self, prefix: str) -> list[str]:
+        directory = os.path.join(self._root, prefix)
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
+
+    def delete(self, relative: str) -> None:
+        os.unlink(os.path.join(self._root, relative))
+
+    def url_for(self, relative: str) -> str:
+        return os.path.join(self._root, relative)
+
+
+class GcsRawStore(_RawStoreBase):
+    """A gs:// bucket (and prefix); an object exists only once its upload completed."""
+
+    def __init__(self, url: str, *, gcs_endpoint: str | None = None) -> None:
+        # gcsfs.core's class, not `gcsfs.GCSFileSystem`: the latter, by default, is an
+        # "experimental" subclass that first asks a gRPC API for the bucket's layout (zonal or
+        # hierarchical), which waits 60 s against an emulator and which plain buckets never need.
+        from gcsfs.core import GCSFileSystem  # imported here: the collector on a local disk never needs it
+
+        self.url = url.rstrip("/")
+        # No listings cache: a reader must see files a collector wrote after its last listing.
+        options: dict[str, Any] = {"use_listings_cache": False}
+        if gcs_endpoint:
+            options.update(endpoint_url=gcs_endpoint, token="anon")
+        self._gcs = GCSFileSystem(**options)
+        self._root = self.url.removeprefix("gs://")
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        try:
+            self._gcs.pipe_file(f"{self._root}/{relative}", data)
+        except Exception as exc:  # gcsfs/google errors are not all OSError; the caller answers 503
+            raise RawStoreError(f"could not store {relative}: {type(exc).__name__}") from exc
+
+    def read_bytes(self, relative: str) -> bytes:
+        return self._gcs.cat_file(f"{self._root}/{relative}")
+
+    def list_names(self, prefix: str) -> list[str]:
+        try:
+            entries = self._gcs.ls(f"{self._root}/{prefix}", detail=True)
+        except FileNotFoundError:
+            return []
+        names = [e["name"].rsplit("/", 1)[-1] for e in entries if e.get("type") == "file"]
+        return [name for name in names if not name.startswith(".")]
+
+    def delete(self, relative: str) -> None:
+        self._gcs.rm_file(f"{self._root}/{relative}")
+
+    def url_for(self, relative: str) -> str:
+        return f"gs://{self._root}/{relative}"
+
+
+def raw_store_at(url: str, *, gcs_endpoint: str | None = None) -> RawStore:
+    """The store at `url`: gs://bucket[/prefix] or a local directory."""
+    if url.startswith("gs://"):
+        return GcsRawStore(url, gcs_endpoint=gcs_endpoint)
+    return LocalRawStore(url)
+
+
+def open_raw_store(settings: Settings) -> RawStore:
+    """The store RAW_STORE_URL names."""
+    return raw_store_at(settings.RAW_STORE_URL, gcs_endpoint=settings.STORAGE_EMULATOR_HOST)

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         "(0: use the socket's address as remote_addr; behind Cloud Run or one load balancer: 1).",
     )
 
+    # --- Secrets --------------------------------------------------------------------------------
+    SECRET_KEY: str | None = Field(
+        None,
+        description="Secret every signed or keyed value derives from (dashboard sessions, unsubscribe "
+        "links, keyed hashes of personal data in erasure and suppression lists). Set it in production "
+        "(from a secret manager), identical on every instance. Unset: a random key is created once in "
+        "DATA_DIR/secret_key (local use only).",
+    )
+
     # --- Google Cloud ---------------------------------------------------------------------------
     GCP_PROJECT: str | None = Field(None, description="Google Cloud project for Dataflow and Cloud Run.")
     GCP_REGION: str = Field("us-central1", description="Region for Dataflow jobs and Cloud Run.")

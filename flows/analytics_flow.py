@@ -12,7 +12,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from deactivation.raw_store import parse_hour
+from deactivation.hours import parse_hour
 from flows.artifacts import ANALYTICS_KEY, AnalyticsRunReport, analytics_markdown, publish
 from flows.tasks import HourText, build_analytics_task, render_report_task
 

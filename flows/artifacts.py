@@ -14,7 +14,8 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from flows.tasks import HourCounts, describe_hours, format_hour
+from deactivation.hours import describe_hours, format_hour, parse_hour
+from flows.tasks import HourCounts
 
 PIPELINE_KEY = "deactivation-pipeline"
 ANALYTICS_KEY = "deactivation-analytics"
@@ -100,7 +101,7 @@ def _count_rows(
 
 
 def pipeline_markdown(report: PipelineRunReport) -> str:
-    hours = [datetime.strptime(h, "%Y-%m-%dT%H") for h in report.hours]
+    hours = [parse_hour(h) for h in report.hours]
     summary = _count_rows(report.events_read, report.valid, report.dead_letters, report.rows_written)
     summary += [
         ("raw files", report.files),

@@ -16,10 +16,11 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from deactivation.hours import format_hour
 from flows.analytics_flow import deactivation_analytics
 from flows.artifacts import BACKFILL_KEY, BackfillProgress, BackfillReport, backfill_markdown, publish
 from flows.pipeline_flow import MAX_WINDOW_HOURS, deactivation_pipeline
-from flows.tasks import HourText, find_loaded_hours, format_hour, resolve_range
+from flows.tasks import HourText, find_loaded_hours, resolve_range
 
 #: The longest range one backfill may cover (a year); split longer ones.
 MAX_BACKFILL_HOURS = 24 * 366

@@ -13,13 +13,12 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from deactivation.hours import describe_hours, format_hour
 from flows.artifacts import PIPELINE_KEY, PipelineRunReport, failure_markdown, pipeline_markdown, publish
 from flows.tasks import (
     HourText,
     PipelineRunError,
     VerificationError,
-    describe_hours,
-    format_hour,
     read_warehouse_counts,
     resolve_window,
     run_beam_pipeline,

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Annotated
 from prefect import task
 from pydantic import BaseModel, Field
 
-from deactivation.raw_store import hour_floor, hours_ending_at, parse_hour
+from deactivation.dead_letters import DEAD_LETTER_TYPES
+from deactivation.hours import (
+    describe_hours,
+    format_hour,
+    hour_floor,
+    hour_range,
+    hours_ending_at,
+    parse_hour,
+    trailing_hours,
+)
+from deactivation.schemas import HISTORY_TABLES as HISTORY_TABLE_SCHEMAS
 from deactivation.settings import get_settings
 
 if TYPE_CHECKING:
@@ -35,8 +45,7 @@ HourText = Annotated[
 IO_RETRIES = 2
 IO_RETRY_DELAYS = [10, 60]
 
-DEAD_LETTER_TYPES = ("unparseable", "unknown_project", "invalid_reason", "invalid_field")
-HISTORY_TABLES = ("deactivations", "sites", "deactivation_errors")
+HISTORY_TABLES = tuple(table.name for table in HISTORY_TABLE_SCHEMAS)
 
 
 class PipelineRunError(RuntimeError):
@@ -45,17 +54,6 @@ class PipelineRunError(RuntimeError):
 
 class VerificationError(RuntimeError):
     """The warehouse does not hold what the pipeline reported (the message names the hours)."""
-
-
-def format_hour(hour: datetime) -> str:
-    return f"{hour:%Y-%m-%dT%H}"
-
-
-def describe_hours(hours: Sequence[datetime]) -> str:
-    """'2026-11-28T01' for one hour, '2026-11-27T00..2026-11-28T23 (48 hours)' for a window."""
-    if len(hours) == 1:
-        return format_hour(hours[0])
-    return f"{format_hour(hours[0])}..{format_hour(hours[-1])} ({len(hours)} hours)"
 
 
 class HourCounts(BaseModel):
@@ -86,22 +84,16 @@ class WarehouseCounts(BaseModel):
 def resolve_window(hour: str | None, hours: int) -> list[datetime]:
     """The hours to process: `hours` hours ending at `hour`, or the trailing complete hours."""
     if hour is None:
-        from beam.pipeline import trailing_hours
-
-        return list(trailing_hours(count=hours))
+        return trailing_hours(count=hours)
     return hours_ending_at(parse_hour(hour), hours)
 
 
 @task(name="resolve-range")
 def resolve_range(start_hour: str, end_hour: str, max_hours: int) -> list[datetime]:
     """Every hour from start to end, both included (at most `max_hours`)."""
-    first, last = parse_hour(start_hour), parse_hour(end_hour)
-    if last < first:
-        raise ValueError(f"end_hour {end_hour} is before start_hour {start_hour}")
-    count = int((last - first).total_seconds() // 3600) + 1
-    if count > max_hours:
-        raise ValueError(f"at most {max_hours} hours at a time, {start_hour}..{end_hour} is {count}")
-    return hours_ending_at(last, count)
+    first = parse_hour(start_hour, name="start_hour")
+    last = parse_hour(end_hour, name="end_hour")
+    return hour_range(first, last, max_hours=max_hours)
 
 
 # --- I/O tasks ----------------------------------------------------------------------------------------

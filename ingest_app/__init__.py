@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from deactivation.raw_store import RawStore
+from deactivation.raw_store import open_raw_store
 from deactivation.settings import Settings, get_settings
 from ingest_app.collect import collect
 from ingest_app.counters import IngestCounters
@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the collector app; `settings` defaults to the process settings (the environment)."""
     settings = settings or get_settings()
     app = Flask(__name__)
-    store = RawStore.from_settings(settings)
+    store = open_raw_store(settings)
     state = IngestState(
         settings=settings,
         store=store,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from deact.errors import CommandError
-    from deactivation.raw_store import parse_hour
+    from deactivation.hours import parse_hour
     from deactivation.warehouse import WarehouseError
     from reports.analytics import build_analytics
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from deact.errors import CommandError
 from deact.local_stack import configure_prefect
+from deactivation.hours import format_hour
 from deactivation.settings import Settings, get_settings
 
 STATE_VERSION = 1
@@ -121,7 +122,7 @@ def _run(
     from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
     from deactivation.mongo import get_database
     from deactivation.projects import upsert_project
-    from deactivation.raw_store import RawStore
+    from deactivation.raw_store import open_raw_store
 
     with clock.stage("register the demo projects"):
         db = get_database(settings)
@@ -133,11 +134,11 @@ def _run(
     end_hour = datetime.fromisoformat(state["end_hour"])
     hours = args.days * 24
     start_hour = end_hour - timedelta(hours=hours - 1)
-    store = RawStore.from_settings(settings)
+    store = open_raw_store(settings)
 
     with clock.stage(f"generate {hours} hours x {args.events_per_hour} events (seed {args.seed})"):
         generated = generate_events(args.seed, start_hour, hours, args.events_per_hour)
-        older = [e for e in generated.envelopes if not e["received_at"].startswith(_hour_label(end_hour))]
+        older = [e for e in generated.envelopes if not e["received_at"].startswith(format_hour(end_hour))]
         http_bodies = generated.bodies_for_hour(end_hour)
     with clock.stage(f"write {hours - 1} hours through RawStore"):
         files = write_to_raw_store(store, older)
@@ -152,12 +153,12 @@ def _run(
 
         prefect_ready.result()
     with clock.stage(f"pipeline flow over {window} hours (Prefect + Beam)"):
-        pipeline = deactivation_pipeline(hour=_hour_label(last_hour), hours=window)
+        pipeline = deactivation_pipeline(hour=format_hour(last_hour), hours=window)
     with clock.stage("analytics flow (aggregates, MongoDB summaries, report)"):
         analytics = deactivation_analytics(png=args.png)
     mongo_documents = _mongo_documents(settings)
     return {
-        "window": [_hour_label(start_hour), _hour_label(last_hour)],
+        "window": [format_hour(start_hour), format_hour(last_hour)],
         "pinned_since": state["created_at"],
         "generated": len(generated.envelopes),
         "expected_valid": len(generated.truth.events),
@@ -196,17 +197,13 @@ def _wait_for_prefect_api() -> None:
         client.api_healthcheck()
 
 
-def _hour_label(hour: datetime) -> str:
-    return f"{hour:%Y-%m-%dT%H}"
-
-
 def _load_state(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The pinned window: the seed, size and end hour of the first run.
 
     Other parameters would generate different events for hours already in the raw store, and the
     store would then hold both: so they are refused until the demo data is removed.
     """
-    from deactivation.raw_store import hour_floor
+    from deactivation.hours import hour_floor
 
     wanted = {
         "version": STATE_VERSION,
@@ -238,7 +235,7 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 
 def _send_http_hour_once(settings, store, state, state_path: Path, bodies) -> dict[str, Any]:
     """POST the latest hour through the collector, unless a previous run already stored it."""
-    from deactivation.raw_store import hour_floor
+    from deactivation.hours import hour_floor
 
     sent = state.get("http") or {}
     if sent.get("done") and all(
@@ -273,9 +270,10 @@ def _discard_interrupted_send(settings: Settings, store, sent: dict[str, Any]) -
     """An earlier send stopped midway: drop what it stored so the resend adds no duplicates."""
     import shutil
 
-    from deactivation.raw_store import hour_floor, hour_path
+    from deactivation.hours import hour_floor
+    from deactivation.raw_store import hour_path
 
-    if store.is_gcs:
+    if store.url.startswith("gs://"):
         raise CommandError("an earlier demo send was interrupted; point RAW_STORE_URL at an empty store")
     hour = hour_floor(datetime.fromisoformat(sent["started_at"]))
     while hour <= hour_floor(datetime.now(UTC)):

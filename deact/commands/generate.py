@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from deact.errors import CommandError
     from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
+    from deactivation.hours import hour_floor, parse_hour
     from deactivation.mongo import get_database
     from deactivation.projects import upsert_project
-    from deactivation.raw_store import RawStore, hour_floor, parse_hour
+    from deactivation.raw_store import open_raw_store
 
     if args.hours < 1 or args.events_per_hour < 1:
         raise CommandError("--hours and --events-per-hour must be at least 1")
@@ -49,7 +50,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     generated = generate_events(args.seed, start_hour, args.hours, args.events_per_hour)
-    files = write_to_raw_store(RawStore.from_settings(settings), generated.envelopes)
+    files = write_to_raw_store(open_raw_store(settings), generated.envelopes)
     if not args.no_projects:
         database = get_database(settings)
         for project in DEMO_PROJECTS:

@@ -32,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _hours(args: argparse.Namespace):
-    from beam.pipeline import trailing_hours
-    from deactivation.raw_store import hours_ending_at, parse_hour
+    from deactivation.hours import hours_ending_at, parse_hour, trailing_hours
 
     if args.hours is not None and args.hours < 1:
         raise CommandError("--hours must be at least 1")

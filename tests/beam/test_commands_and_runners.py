@@ -17,9 +17,9 @@ from beam.pipeline import (
     build_pipeline,
     pipeline_options,
     staging_root,
-    trailing_hours,
 )
 from deact.cli import main
+from deactivation.hours import trailing_hours
 from deactivation.settings import Settings
 
 
@@ -128,11 +128,11 @@ def test_trailing_hours_are_the_last_complete_hours():
 @pytest.mark.slow
 def test_pipeline_run_command_prints_the_summary_last(settings, mongo_db, kit):
     from deactivation.projects import upsert_project
-    from deactivation.raw_store import RawStore
+    from deactivation.raw_store import open_raw_store
 
     upsert_project(mongo_db, kit.projects[1])
     theme_body = {"hash": kit.theme_hash, "url": "https://a.example", "wp": {"memory_limit": "64M"}}
-    RawStore.from_settings(settings).write_envelopes("deactivate", [kit.envelope(theme_body)])
+    open_raw_store(settings).write_envelopes("deactivate", [kit.envelope(theme_body)])
     result = subprocess.run(
         [sys.executable, "-m", "deact", "pipeline", "run", "--hour", "2026-11-28T02", "--hours", "2"],
         env=settings_env(settings),

@@ -7,7 +7,7 @@ import pytest
 from beam.pipeline import run_pipeline
 from deactivation.mongo import DEACTIVATIONS
 from deactivation.projects import upsert_project
-from deactivation.raw_store import RawStore
+from deactivation.raw_store import open_raw_store
 
 BUCKET = "deactivation-raw"  # created by the gcs_endpoint fixture (tests/conftest.py)
 
@@ -20,7 +20,7 @@ def test_pipeline_reads_hour_folders_from_gcs(settings, mongo_db, sdk_captures, 
     for project in kit.projects:
         upsert_project(mongo_db, project)
     body = sdk_captures["004-v2x-found-better-plugin"]["body"]
-    store = RawStore.from_settings(gcs_settings)
+    store = open_raw_store(gcs_settings)
     store.write_envelopes("deactivate", [kit.envelope(body, minute=m) for m in range(3)])
     store.write_envelopes("deactivate", [kit.envelope({**body, "reason_id": "made-up"}, minute=5)])
 

@@ -9,9 +9,11 @@ import orjson
 import pytest
 
 from beam.pipeline import run_pipeline
+from deactivation.dead_letters import DEAD_LETTER_TYPES
+from deactivation.hours import hour_floor
 from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, SITES
 from deactivation.projects import upsert_project
-from deactivation.raw_store import RawStore, hour_floor
+from deactivation.raw_store import open_raw_store
 from deactivation.schemas import ALL_TABLES
 
 KEYS = {
@@ -73,7 +75,7 @@ def test_sdk_captures_end_to_end_then_a_rerun_changes_nothing(settings, mongo_db
     summary = run_pipeline(settings, hours)
 
     assert summary.read == summary.deactivations == summary.sites == 4
-    assert summary.errors == {"unparseable": 0, "unknown_project": 0, "invalid_reason": 0, "invalid_field": 0}
+    assert summary.errors == dict.fromkeys(DEAD_LETTER_TYPES, 0)
     assert summary.rows_written["deactivations"] == summary.rows_written["sites"] == 4
     assert mongo_db[DEACTIVATIONS].count_documents({}) == mongo_db[SITES].count_documents({}) == 2
     assert summary.rows_written["mongo.mail_outbox"] == 3  # the plugin's three events carry a contact
@@ -134,7 +136,7 @@ def test_out_of_order_hours_keep_the_newer_state(settings, mongo_db, sdk_capture
     register(mongo_db, kit.projects)
     body = sdk_captures["004-v2x-found-better-plugin"]["body"]
     older_hour, newer_hour = kit.hour, kit.hour + timedelta(hours=1)
-    store = RawStore.from_settings(settings)
+    store = open_raw_store(settings)
     older = kit.envelope({**body, "reason_id": "other"}, hour=older_hour, minute=59)
     newer = kit.envelope(
         {**body, "reason_id": "none", "wp": {**body["wp"], "version": "6.6.1"}}, hour=newer_hour
@@ -163,7 +165,7 @@ def test_each_kind_of_bad_input_gives_exactly_one_typed_dead_letter_and_nothing_
 ):
     register(mongo_db, kit.projects)
     body = sdk_captures["004-v2x-found-better-plugin"]["body"]
-    store = RawStore.from_settings(settings)
+    store = open_raw_store(settings)
     bad = {
         "unknown_project": kit.envelope({**body, "hash": kit.unregistered_hash}, minute=1),
         "invalid_reason": kit.envelope({**body, "reason_id": "made-up"}, minute=2),
@@ -177,9 +179,10 @@ def test_each_kind_of_bad_input_gives_exactly_one_typed_dead_letter_and_nothing_
 
     summary = run_pipeline(settings, [kit.hour])
 
-    assert summary.errors == dict.fromkeys(
-        ("unparseable", "unknown_project", "invalid_reason", "invalid_field"), 1
-    )
+    assert summary.errors == {
+        **dict.fromkeys(DEAD_LETTER_TYPES, 0),
+        **dict.fromkeys(("unparseable", "unknown_project", "invalid_reason", "invalid_field"), 1),
+    }
     assert (summary.read, summary.deactivations, summary.sites) == (4, 0, 0)
     snapshot = warehouse_snapshot(settings)
     assert snapshot["deactivations"] == snapshot["sites"] == []

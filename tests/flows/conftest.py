@@ -12,7 +12,7 @@ import pytest
 
 from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
 from deactivation.projects import upsert_project
-from deactivation.raw_store import RawStore
+from deactivation.raw_store import open_raw_store
 from deactivation.settings import Settings, get_settings
 
 #: The seeded hours the flow tests process.
@@ -55,5 +55,5 @@ def demo_data(flow_settings: Settings, mongo_db) -> Settings:
     for project in DEMO_PROJECTS:
         upsert_project(mongo_db, project)
     generated = generate_events(seed=11, start_hour=DEMO_HOURS[0], hours=len(DEMO_HOURS), events_per_hour=12)
-    write_to_raw_store(RawStore.from_settings(flow_settings), generated.envelopes)
+    write_to_raw_store(open_raw_store(flow_settings), generated.envelopes)
     return flow_settings

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from deactivation.envelope import make_envelope, parse_timestamp
-from deactivation.raw_store import RawStore, hour_floor
+from deactivation.hours import hour_floor
+from deactivation.raw_store import open_raw_store, raw_store_at, split_records
 from deactivation.settings import Settings
 from ingest_app import create_app
 
@@ -14,7 +15,7 @@ BUCKET = "deactivation-raw"  # created by the gcs_endpoint fixture (tests/confte
 
 
 def test_raw_store_writes_lists_and_reads_on_gcs(gcs_endpoint):
-    store = RawStore(f"gs://{BUCKET}/store-test", gcs_endpoint=gcs_endpoint)
+    store = raw_store_at(f"gs://{BUCKET}/store-test", gcs_endpoint=gcs_endpoint)
     at = datetime(2026, 11, 28, 1, 30, tzinfo=UTC)
     single = make_envelope(
         route="deactivate", body={"hash": "h", "n": "1"}, content_type="application/json", received_at=at
@@ -38,7 +39,9 @@ def test_raw_store_writes_lists_and_reads_on_gcs(gcs_endpoint):
     assert sorted(f.relative_path.rsplit(".", 1)[1] for f in files) == ["json", "ndjson"]
     assert all(f.url.startswith(f"gs://{BUCKET}/store-test/deactivate/2026/11/28/01/") for f in files)
     numbers = sorted(
-        json.loads(line)["body"]["n"] for f in files for _, line in store.iter_lines(f.relative_path)
+        json.loads(line)["body"]["n"]
+        for f in files
+        for _, line in split_records(f.relative_path, store.read_bytes(f.relative_path))
     )
     assert numbers == ["1", "2", "3"]
     assert store.list_hour("deactivate", datetime(2026, 11, 28, 2, tzinfo=UTC)) == []
@@ -63,10 +66,10 @@ def test_collector_stores_capture_on_gcs(gcs_endpoint, sdk_captures, tmp_path):
     assert client.get("/readyz").status_code == 200
     app.extensions["ingest"].writer.close()
 
-    store = RawStore.from_settings(settings)
+    store = open_raw_store(settings)
     hours = sorted({hour_floor(before), hour_floor(after)})  # the post may straddle an hour
     [stored] = [f for hour in hours for f in store.list_hour("deactivate", hour)]
-    [(_, line)] = list(store.iter_lines(stored.relative_path))
+    [(_, line)] = list(split_records(stored.relative_path, store.read_bytes(stored.relative_path)))
     envelope = json.loads(line)
     assert envelope["event_id"] == response.json["event_id"]
     assert envelope["body"]["server"]["php_version"] == "8.2.36"

@@ -9,13 +9,13 @@ import orjson
 import pytest
 
 from deactivation.envelope import make_envelope
-from deactivation.raw_store import RawStore, RawStoreError
+from deactivation.raw_store import LocalRawStore, RawStoreError
 from ingest_app.writer import GroupCommitWriter
 
 from .conftest import stored_files
 
 
-class SlowStore(RawStore):
+class SlowStore(LocalRawStore):
     """A local store whose commits take a while, so that concurrent writers pile up."""
 
     def __init__(self, url: str, gate: threading.Event) -> None:
@@ -74,7 +74,7 @@ def test_concurrent_writes_share_commits_and_respect_batch_max(tmp_path: Path):
 def test_a_failed_commit_fails_every_request_in_it(tmp_path: Path):
     blocked = tmp_path / "raw"
     blocked.write_text("")
-    writer = GroupCommitWriter(RawStore(str(blocked)), batch_max=256)
+    writer = GroupCommitWriter(LocalRawStore(str(blocked)), batch_max=256)
     outcomes, threads = write_concurrently(writer, 10)
     for thread in threads:
         thread.join()
@@ -83,7 +83,7 @@ def test_a_failed_commit_fails_every_request_in_it(tmp_path: Path):
 
 
 def test_a_closed_writer_refuses_new_envelopes(tmp_path: Path):
-    writer = GroupCommitWriter(RawStore(str(tmp_path / "raw")), batch_max=4)
+    writer = GroupCommitWriter(LocalRawStore(str(tmp_path / "raw")), batch_max=4)
     writer.write("deactivate", envelope(1))
     writer.close()
     with pytest.raises(RawStoreError):

@@ -42,11 +42,11 @@ def demo_data(demo_settings: Settings) -> Settings:
     from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
     from deactivation.mongo import get_database
     from deactivation.projects import upsert_project
-    from deactivation.raw_store import RawStore
+    from deactivation.raw_store import open_raw_store
     from reports.analytics import build_analytics
 
     generated = generate_events(5, DEMO_START, DEMO_HOURS, DEMO_EVENTS_PER_HOUR)
-    write_to_raw_store(RawStore.from_settings(demo_settings), generated.envelopes)
+    write_to_raw_store(open_raw_store(demo_settings), generated.envelopes)
     database = get_database(demo_settings)
     for project in DEMO_PROJECTS:
         upsert_project(database, project)

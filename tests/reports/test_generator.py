@@ -15,7 +15,8 @@ from deactivation.generator import (
     generate_events,
     write_to_raw_store,
 )
-from deactivation.raw_store import RawStore, hour_floor
+from deactivation.hours import hour_floor
+from deactivation.raw_store import LocalRawStore
 from deactivation.reasons import BUILT_IN_REASONS, THEME_SWITCH
 
 START = datetime(2026, 11, 27, 10, tzinfo=UTC)
@@ -91,7 +92,7 @@ def test_truth_covers_every_reason_kind_and_the_bad_events(generated):
 
 
 def test_writing_twice_rewrites_the_same_files(tmp_path, generated):
-    store = RawStore(str(tmp_path / "raw"))
+    store = LocalRawStore(str(tmp_path / "raw"))
     first = write_to_raw_store(store, generated.envelopes)
     second = write_to_raw_store(store, generated.envelopes)
     assert first == second

@@ -9,7 +9,7 @@ import pytest
 
 from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
 from deactivation.projects import upsert_project
-from deactivation.raw_store import RawStore
+from deactivation.raw_store import open_raw_store
 from deactivation.warehouse import open_warehouse
 from reports.aggregates import AGGREGATES
 from reports.analytics import build_analytics
@@ -27,7 +27,7 @@ def test_generator_pipeline_analytics_agree_with_the_truth_exactly(settings, mon
     generated = generate_events(seed=2026, start_hour=START, hours=len(HOURS), events_per_hour=150)
     for project in DEMO_PROJECTS:
         upsert_project(mongo_db, project)
-    write_to_raw_store(RawStore.from_settings(settings), generated.envelopes)
+    write_to_raw_store(open_raw_store(settings), generated.envelopes)
 
     summary = pipeline.run_pipeline(settings, HOURS)
 
