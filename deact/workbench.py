@@ -1,10 +1,10 @@
 """The analyst's workbench: what the notebooks in `notebooks/` import.
 
-Run BigQuery-dialect SQL against whichever warehouse WAREHOUSE_URL names (DuckDB through the
-warehouse adapter, BigQuery through pandas-gbq), list the projects, pick a project and a period,
-and preview registry charts or chart prototypes. Every failure a notebook user can fix by
-themselves (no warehouse yet, empty history, MongoDB not running) is a `WorkbenchError` that says
-what to run.
+Run BigQuery-dialect SQL against whichever warehouse WAREHOUSE_URL names (DuckDB or BigQuery, both
+through the warehouse adapter, so a notebook sees the same frame shape from either), list the
+projects, pick a project and a period, and preview registry charts or chart prototypes. Every
+failure a notebook user can fix by themselves (no warehouse yet, empty history, MongoDB not
+running) is a `WorkbenchError` that says what to run.
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ def run_sql(
 ) -> pd.DataFrame:
     """Run one BigQuery-dialect SELECT (``@name`` parameters) on the configured warehouse."""
     settings = settings or get_settings()
-    if settings.warehouse_kind == "bigquery":
-        return _read_bigquery(sql, params or {}, settings)
-    _require_duckdb_file(settings)
+    if settings.warehouse_kind == "duckdb":
+        _require_duckdb_file(settings)
     try:
         return open_warehouse(settings).query(sql, params or {})
     except WarehouseError as exc:
@@ -216,40 +215,6 @@ def _explain(exc: WarehouseError, settings: Settings) -> WorkbenchError:
             "(`make demo` does too); otherwise check the table name"
         )
     return WorkbenchError(message)
-
-
-def _read_bigquery(sql: str, params: Mapping[str, Any], settings: Settings) -> pd.DataFrame:
-    import pandas_gbq
-
-    # The adapter's own parameter typing and frame shape, so a notebook sees what DuckDB would give.
-    from deactivation.bigquery_warehouse import _like_duckdb, _parameters
-
-    project, dataset = settings.bigquery_project_dataset
-    configuration = {
-        "query": {
-            "useLegacySql": False,
-            "defaultDataset": {"projectId": project, "datasetId": dataset},
-            "parameterMode": "NAMED",
-            "queryParameters": [parameter.to_api_repr() for parameter in _parameters(sql, params)],
-        }
-    }
-    # Production: pandas-gbq authenticates itself (application-default or the analyst's own login).
-    emulator_client = open_warehouse(settings).client if settings.BIGQUERY_EMULATOR_HOST else None
-    try:
-        frame = pandas_gbq.read_gbq(
-            sql,
-            project_id=project,
-            dialect="standard",
-            configuration=configuration,
-            progress_bar_type=None,
-            bigquery_client=emulator_client,
-        )
-    except Exception as exc:  # pandas-gbq wraps auth, network and query errors in many types
-        raise WorkbenchError(
-            f"BigQuery {project}.{dataset} did not answer the query: {exc}. "
-            "Check `gcloud auth application-default login` and WAREHOUSE_URL"
-        ) from exc
-    return _like_duckdb(frame)
 
 
 def _registered_projects(settings: Settings) -> list[Project]:

@@ -9,7 +9,7 @@ import pytest
 
 from deact import workbench
 from deactivation.settings import Settings
-from deactivation.warehouse import open_warehouse
+from deactivation.warehouse import WarehouseError, open_warehouse
 
 
 def test_a_missing_warehouse_says_to_run_make_demo(settings):
@@ -43,44 +43,41 @@ def test_sql_errors_are_reported_as_they_are(settings):
         workbench.run_sql("SELECT no_such_column FROM deactivations", settings=settings)
 
 
-def test_bigquery_queries_go_through_pandas_gbq_with_typed_parameters(monkeypatch):
-    import pandas_gbq
+class _RecordingWarehouse:
+    """Stands in for the BigQuery adapter (whose typing of parameters its own tests check against
+    the emulator, as tests/notebooks/test_workbench_bigquery.py does for the workbench)."""
 
-    calls = []
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.error = error
 
-    def fake_read_gbq(sql, **kwargs):
-        calls.append((sql, kwargs))
+    def query(self, sql, params=None):
+        self.calls.append((sql, dict(params or {})))
+        if self.error:
+            raise self.error
         return pd.DataFrame({"n": [1]})
 
-    monkeypatch.setattr(pandas_gbq, "read_gbq", fake_read_gbq)
+
+def test_bigquery_queries_go_through_the_warehouse_adapter(monkeypatch):
+    recording = _RecordingWarehouse()
+    opened = []
+    monkeypatch.setattr(workbench, "open_warehouse", lambda s: opened.append(s) or recording)
     settings = Settings(WAREHOUSE_URL="bigquery://acme-analytics/deactivation", _env_file=None)
-    params = {"project_hash": "p", "start_day": date(2026, 11, 1), "versions": ["1.0", "1.1"], "unused": 1}
+    params = {"project_hash": "p", "start_day": date(2026, 11, 1), "versions": ["1.0", "1.1"]}
     sql = "SELECT 1 AS n WHERE @project_hash = 'p' AND @start_day > '2026' AND '1.0' IN UNNEST(@versions)"
+
     frame = workbench.run_sql(sql, params, settings=settings)
 
     assert frame["n"].tolist() == [1]
-    ((_, kwargs),) = calls
-    assert kwargs["project_id"] == "acme-analytics"
-    query = kwargs["configuration"]["query"]
-    assert query["defaultDataset"] == {"projectId": "acme-analytics", "datasetId": "deactivation"}
-    assert query["queryParameters"] == [
-        {"name": "project_hash", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "p"}},
-        {"name": "start_day", "parameterType": {"type": "DATE"}, "parameterValue": {"value": "2026-11-01"}},
-        {
-            "name": "versions",
-            "parameterType": {"type": "ARRAY", "arrayType": {"type": "STRING"}},
-            "parameterValue": {"arrayValues": [{"value": "1.0"}, {"value": "1.1"}]},
-        },
-    ]
+    assert recording.calls == [(sql, params)]
+    assert opened == [settings]
 
 
 def test_an_unreachable_bigquery_is_a_workbench_error(monkeypatch):
-    import pandas_gbq
-
-    def refuse(sql, **kwargs):
-        raise ConnectionError("no route to bigquery.googleapis.com")
-
-    monkeypatch.setattr(pandas_gbq, "read_gbq", refuse)
+    refusing = _RecordingWarehouse(
+        WarehouseError("BigQuery did not answer: no route to bigquery.googleapis.com")
+    )
+    monkeypatch.setattr(workbench, "open_warehouse", lambda s: refusing)
     settings = Settings(WAREHOUSE_URL="bigquery://acme-analytics/deactivation", _env_file=None)
     with pytest.raises(workbench.WorkbenchError, match="did not answer"):
         workbench.run_sql("SELECT 1", settings=settings)

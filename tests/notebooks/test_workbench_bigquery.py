@@ -1,4 +1,4 @@
-"""The workbench's BigQuery path (pandas-gbq) against the local BigQuery emulator."""
+"""The workbench's BigQuery path (through the warehouse adapter) against the local BigQuery emulator."""
 
 from __future__ import annotations
 
