@@ -31,6 +31,7 @@ $(BQ_STAMP): requirements-bq.lock tests/deactivation/build_bq_venv.sh | $(STAMP)
 
 test: venv
 	@$(MAKE) --no-print-directory .venv-bq || echo "warning: .venv-bq not built; the BigQuery emulator tests will skip"
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 demo: venv
@@ -39,6 +40,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Re-resolve the transitive pins after changing requirements*.txt.
 lock:
