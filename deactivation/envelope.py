@@ -10,12 +10,12 @@ fields and a new ``schema_version``, never rename.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import orjson
 import uuid_utils
-from pydantic import BaseModel, ConfigDict, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -26,32 +26,9 @@ ROUTES: tuple[str, ...] = get_args(Route)
 #: Prefix under which rejected requests are kept for diagnosis.
 REJECTED_PREFIX = "rejected"
 
-
-class Envelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: int = SCHEMA_VERSION
-    event_id: str
-    received_at: datetime
-    route: Route
-    content_type: str
-    user_agent: str | None = None
-    remote_addr: str | None = None
-    body: dict[str, Any]
-
-    @field_validator("received_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("received_at must carry a timezone")
-        return value.astimezone(UTC)
-
-    def to_json_bytes(self) -> bytes:
-        return envelope_to_json(self.model_dump())
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> Envelope:
-        return cls.model_validate(orjson.loads(raw))
+_EVENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RECEIVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+_SHOWN_CHARS = 80
 
 
 def new_event_id() -> str:
@@ -101,3 +78,25 @@ def make_envelope(
 
 def parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def envelope_problem(envelope: Any, raw_hour: str, route: str = "deactivate") -> str | None:
+    """Why a decoded record is not an envelope of `route` stored in hour folder `raw_hour`
+    (YYYY-MM-DDTHH), or None: the one check of the envelope's shape, for every reader of the store."""
+    if not isinstance(envelope, dict):
+        return "not a JSON object"
+    event_id = envelope.get("event_id")
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        return "event_id missing or not a UUID"
+    received_at = envelope.get("received_at")
+    if not isinstance(received_at, str) or not _RECEIVED_AT.match(received_at):
+        return "received_at missing or not YYYY-MM-DDTHH:MM:SS.ffffffZ"
+    if received_at[:13] != raw_hour:
+        return f"received_at {received_at} lies outside its hour folder {raw_hour}"
+    if envelope.get("route") != route:
+        shown = repr(envelope.get("route"))
+        shown = shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
+        return f"route {shown} is not {route}"
+    if not isinstance(envelope.get("body"), dict):
+        return "body missing or not an object"
+    return None
