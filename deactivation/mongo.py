@@ -8,9 +8,7 @@ in production MONGODB_URI points at a real MongoDB.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from deactivation.processes import stop_process_group
 from deactivation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +28,10 @@ PROJECTS = "projects"
 DEACTIVATIONS = "deactivations"
 SITES = "sites"
 MAIL_OUTBOX = "mail_outbox"
+#: Notification records (forwards, auto-replies, digests, alerts, webhooks; notifications/outbox.py).
+NOTIFICATIONS = "notifications"
+#: One lease document per raw hour a pipeline run is processing (beam/hour_lock.py).
+PIPELINE_LOCKS = "pipeline_locks"
 
 
 def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:
@@ -113,14 +116,8 @@ class LocalMongoServer:
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, timeout_s)
 
     def __enter__(self) -> LocalMongoServer:
         return self.start()
