@@ -24,7 +24,7 @@ def deactivation_analytics(
     render: bool = True,
     report_project: str | None = None,
     report_days: Annotated[int, Field(ge=1, le=3660)] | None = None,
-    png: bool = True,
+    png: bool = False,
 ) -> AnalyticsRunReport:
     """Incremental analytics build (or `full`, or from `since`), then the HTML report."""
     started = time.perf_counter()

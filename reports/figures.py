@@ -1,8 +1,10 @@
-"""Shared figure building blocks for chart modules: layout, the empty state, colours, version order."""
+"""Shared figure building blocks for chart modules: layout, the empty state, colours, version order,
+count axes with whole-number ticks, UTC-day axes and the marking of partial days."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,6 +16,10 @@ NO_DATA_MESSAGE = "No deactivations for this project in the selected period"
 
 _KNOWN_REASONS = [*BUILT_IN_REASONS, THEME_SWITCH]
 _PALETTE = qualitative.Safe + qualitative.Vivid
+DAY_MS = 86_400_000
+#: At most this many ticks on a count axis (plotly would otherwise put ticks at 0.2 for small counts).
+COUNT_TICKS = 6
+PARTIAL_FILL = "rgba(120, 120, 120, 0.15)"
 
 
 def no_data_figure(message: str = NO_DATA_MESSAGE) -> go.Figure:
@@ -82,4 +88,82 @@ def count_bars(
         )
     )
     figure.update_xaxes(type="category")
+    count_axis(figure, frame["deactivations"].max())
     return style(figure, x_title=category_title, y_title="Deactivations")
+
+
+def count_step(max_count: float, ticks: int = COUNT_TICKS) -> int:
+    """The smallest 1-2-5 step, at least 1, that puts at most `ticks` ticks between 0 and `max_count`."""
+    magnitude = 1
+    while True:
+        for multiple in (1, 2, 5):
+            step = multiple * magnitude
+            if max_count / step <= ticks:
+                return step
+        magnitude *= 10
+
+
+def count_axis(figure: go.Figure, max_count: float, *, axis: str = "y") -> go.Figure:
+    """A count axis (every one of that letter, subplots too): whole-number ticks from 0, never 0.2."""
+    update = figure.update_yaxes if axis == "y" else figure.update_xaxes
+    update(tick0=0, dtick=count_step(max(float(max_count), 1.0)), tickformat=",d", rangemode="tozero")
+    return figure
+
+
+def day_axis(figure: go.Figure, days) -> go.Figure:
+    """An x axis of whole UTC days: ticks on midnights labelled as dates (never `23:59:59.9996`),
+    one per day up to two weeks, weekly up to 14 weeks, every 4 weeks beyond, half a day of padding."""
+    stamps = pd.to_datetime(pd.Series(list(days)))
+    first, last = stamps.min().normalize(), stamps.max().normalize()
+    span = (last - first).days + 1
+    step = 1 if span <= 14 else 7 if span <= 98 else 28
+    half_day = timedelta(hours=12)
+    figure.update_xaxes(
+        type="date",
+        tick0=first.strftime("%Y-%m-%d"),
+        dtick=step * DAY_MS,
+        tickformat="%b %-d" if first.year == last.year else "%Y-%m-%d",
+        hoverformat="%Y-%m-%d",
+        range=[(first - half_day).isoformat(), (last + half_day).isoformat()],
+    )
+    # A day wide less a gap: plotly's own width comes from the spacing of bars, none for one day.
+    figure.update_traces(width=0.8 * DAY_MS, selector={"type": "bar"})
+    return figure
+
+
+def partial_days(frame: pd.DataFrame) -> dict[pd.Timestamp, str]:
+    """Day → why it is partial, from a chart frame's `data_from_hour` / `data_until_hour` columns
+    (set on the project's first day of data when it starts after 00:00 UTC, and on its last when it
+    ends before 24:00)."""
+    if frame.empty or "data_from_hour" not in frame or "data_until_hour" not in frame:
+        return {}
+    notes: dict[pd.Timestamp, str] = {}
+    for day, from_hour, until_hour in frame[["day", "data_from_hour", "data_until_hour"]].itertuples(
+        index=False
+    ):
+        parts = []
+        if pd.notna(from_hour):
+            parts.append(f"from {int(from_hour):02d}:00")
+        if pd.notna(until_hour):
+            parts.append(f"until {int(until_hour):02d}:00")
+        if parts:
+            notes[pd.Timestamp(day).normalize()] = "data " + " ".join(parts) + " UTC only"
+    return notes
+
+
+def mark_partial_days(figure: go.Figure, frame: pd.DataFrame) -> go.Figure:
+    """Shade each partial day and label it, so a short first or last day does not read as a dip."""
+    half_day = timedelta(hours=12)
+    for day, note in partial_days(frame).items():
+        figure.add_vrect(
+            x0=(day - half_day).isoformat(),
+            x1=(day + half_day).isoformat(),
+            fillcolor=PARTIAL_FILL,
+            line_width=0,
+            layer="below",
+            annotation_text="partial day",
+            annotation_position="top",
+            annotation_font={"size": 11, "color": "#555"},
+            annotation_hovertext=note,
+        )
+    return figure

@@ -1,10 +1,13 @@
 """The chart registry: every chart is one module in `reports/charts/` plus one SQL file in `reports/sql/`.
 
 A chart module defines ``figure(df) -> plotly Figure`` and
-``CHART = Chart(id=<module name>, title=..., description=..., sql="<file>.sql", figure=figure)``.
-The chart's SQL is BigQuery dialect, reads aggregate tables (or history) and takes
-``@project_hash`` (STRING), ``@start_day`` and ``@end_day`` (DATE). Adding a chart means adding
-those two files; the report and the analytics flow find it here.
+``CHART = Chart(id=<module name>, title=..., description=..., sql="<file>.sql", figure=figure)``
+(optionally ``order=`` its position and ``kinds=("plugin",)`` for charts that make no sense for a
+theme, such as reason charts: a theme's only reason is "Theme switched"). The chart's SQL is
+BigQuery dialect, reads aggregate tables (history only where no aggregate holds the data: a
+dashboard runs it over published aggregate rows) and takes ``@project_hash`` (STRING),
+``@start_day`` and ``@end_day`` (DATE). Adding a chart means adding those two files; the report,
+the notebooks (deact.workbench.preview_chart) and the analytics flow find it here.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pandas as pd
 
 DEFAULT_CHARTS_DIR = Path(__file__).parent / "charts"
 DEFAULT_SQL_DIR = Path(__file__).parent / "sql"
+#: The project kinds (deactivation.projects.Project.kind) a chart can be shown for.
+PROJECT_KINDS = ("plugin", "theme")
 
 
 class ChartError(ValueError):
@@ -33,7 +38,19 @@ class Chart:
     figure: Callable[[pd.DataFrame], object]
     #: Position in the report (lower first); charts with equal order sort by id.
     order: int = 100
+    #: The project kinds this chart is drawn for (reason charts: plugins only).
+    kinds: tuple[str, ...] = PROJECT_KINDS
     sql_dir: Path = field(default=DEFAULT_SQL_DIR, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", tuple(self.kinds))  # a list in a chart module is fine too
+        unknown = set(self.kinds) - set(PROJECT_KINDS)
+        if not self.kinds or unknown:
+            raise ChartError(f"chart {self.id!r}: kinds must be some of {PROJECT_KINDS}, got {self.kinds!r}")
+
+    def applies_to(self, kind: str) -> bool:
+        """Whether this chart is drawn for a project of this kind."""
+        return kind in self.kinds
 
     def sql_text(self) -> str:
         path = self.sql_dir / self.sql
@@ -57,6 +74,11 @@ def load_charts(charts_dir: Path | None = None, sql_dir: Path | None = None) -> 
     if len(ids) != len(set(ids)):
         raise ChartError(f"duplicate chart ids in {charts_dir}: {ids}")
     return sorted(charts, key=lambda c: (c.order, c.id))
+
+
+def charts_for_kind(kind: str, charts: list[Chart] | None = None) -> list[Chart]:
+    """The charts (default: every registered one) drawn for a project of this kind, in report order."""
+    return [chart for chart in (load_charts() if charts is None else charts) if chart.applies_to(kind)]
 
 
 def get_chart(chart_id: str, charts_dir: Path | None = None, sql_dir: Path | None = None) -> Chart:

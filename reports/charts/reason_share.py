@@ -33,4 +33,5 @@ CHART = Chart(
     sql="chart_reason_share.sql",
     figure=figure,
     order=20,
+    kinds=("plugin",),
 )

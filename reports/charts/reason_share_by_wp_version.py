@@ -48,4 +48,5 @@ CHART = Chart(
     ),
     sql="chart_reason_share_by_wp_version.sql",
     figure=figure,
+    kinds=("plugin",),
 )

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reports.figures import no_data_figure, reason_colours, style
+from reports.figures import count_axis, no_data_figure, reason_colours, style
 from reports.registry import Chart
 
 COLUMNS = 2
@@ -41,6 +41,7 @@ def figure(df: pd.DataFrame) -> go.Figure:
             col=index % COLUMNS + 1,
         )
     fig.update_xaxes(title_text="Mentions", row=rows)
+    count_axis(fig, df["mentions"].max(), axis="x")
     fig.update_yaxes(title_text="Word", col=1)
     fig.update_yaxes(dtick=1)  # label every bar, however many
     style(fig)
@@ -56,4 +57,5 @@ CHART = Chart(
     sql="chart_top_terms.sql",
     figure=figure,
     order=80,
+    kinds=("plugin",),
 )

@@ -81,7 +81,8 @@ def test_promoted_prototype_is_built_and_rendered_by_the_analytics_flow(
     key = f"{FORM_BUILDER.hash}/{PROMOTED_ID}"
     assert key in summary.charts
     assert key not in summary.empty
-    assert "Reason share by WordPress version" in Path(summary.html_path).read_text()
+    page = next(p.html_path for p in summary.pages if p.hash == FORM_BUILDER.hash)
+    assert "Reason share by WordPress version" in Path(page).read_text()
 
 
 def test_promoting_twice_without_force_fails_and_changes_nothing(tmp_path, capsys):

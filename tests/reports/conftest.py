@@ -146,6 +146,12 @@ def expected_aggregates(events: list[TruthEvent]) -> dict[str, dict[tuple, tuple
             ).items()
         },
         "daily_reason_terms": {(p, d, r, t): (labels[p, r], n) for (p, d, r, t), n in terms.items()},
+        "daily_free_text_counts": {
+            (p, d): (n, sum(1 for e in events if (e.project_hash, e.day) == (p, d) and e.reason_info.strip()))
+            for (p, d), n in day_totals.items()
+        },
+        # load_events loads deactivations only, no rejected records: no dead letters to count.
+        "daily_dead_letter_counts": {},
     }
 
 
@@ -167,6 +173,8 @@ AGGREGATE_COLUMNS = {
     "hourly_environment_counts": (("project_hash", "hour", "dimension", "value"), ("deactivations",)),
     "daily_environment_counts": (("project_hash", "day", "dimension", "value"), ("deactivations",)),
     "daily_reason_terms": (("project_hash", "day", "reason_id", "term"), ("reason_label", "mentions")),
+    "daily_free_text_counts": (("project_hash", "day"), ("deactivations", "with_text")),
+    "daily_dead_letter_counts": (("project_hash", "day", "error_type"), ("dead_letters",)),
 }
 
 
