@@ -43,10 +43,6 @@ class Aggregate:
     def name(self) -> str:
         return self.table.name
 
-    @property
-    def slot_column(self) -> str:
-        return self.grain
-
     def select_sql(self) -> str:
         return (SQL_DIR / f"{self.name}.sql").read_text()
 
@@ -117,6 +113,22 @@ AGGREGATES: tuple[Aggregate, ...] = (
         _c("term", "STRING"),
         _c("mentions", "INT64"),
         description="Word counts of free-text answers per project, day and reason.",
+    ),
+    _aggregate(
+        "daily_free_text_counts",
+        "day",
+        _COUNT,
+        _c("with_text", "INT64", "Deactivations whose free-text answer is not empty."),
+        description="Deactivations per project and day, and how many carried a free-text answer "
+        "(the dashboard's share-with-free-text tile).",
+    ),
+    _aggregate(
+        "daily_dead_letter_counts",
+        "day",
+        _c("error_type", "STRING", "The dead-letter type (deactivation.dead_letters)."),
+        _c("dead_letters", "INT64"),
+        description="Rejected records per project (empty when none could be read) and day, by "
+        "dead-letter type: the dashboard's data-quality panel.",
     ),
 )
 

@@ -67,7 +67,7 @@ def test_bigquery_sql_runs_through_pandas_gbq_with_parameters(bigquery_settings)
 
 @pytest.mark.slow
 def test_the_prototype_chart_sql_runs_unchanged_on_bigquery(bigquery_settings):
-    from deact.commands.chart import read_prototype
+    from reports.promotion import read_prototype
 
     from .conftest import PROTOTYPE
 

@@ -1,4 +1,5 @@
-"""`deact chart promote` refuses bad input with a clear message and writes nothing."""
+"""`deact chart promote` and `preview` (reports/promotion.py): bad input is refused with a clear
+message and nothing is written; a preview is in review until promotion takes it out."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def promote(tmp_path: Path, notebook: Path, chart_id: str = "daily_volume") -> i
         [
             "chart", "promote", str(notebook), "--id", chart_id,
             "--charts-dir", str(tmp_path / "charts"), "--sql-dir", str(tmp_path / "sql"),
-            "--tests-dir", str(tmp_path / "tests"),
+            "--tests-dir", str(tmp_path / "tests"), "--review-dir", str(tmp_path / "review"),
         ]
     )  # fmt: skip
 
@@ -120,3 +121,50 @@ def test_a_file_that_is_not_a_notebook_is_refused(tmp_path, capsys):
     not_a_notebook = tmp_path / "notes.ipynb"
     not_a_notebook.write_text("# just markdown")
     assert_refused(tmp_path, capsys, not_a_notebook, "is not a readable notebook")
+
+
+def preview(tmp_path: Path, notebook: Path, *extra: str) -> int:
+    return deact(
+        [
+            "chart", "preview", str(notebook), "--review-dir", str(tmp_path / "review"),
+            "--charts-dir", str(tmp_path / "charts"), *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_a_preview_is_a_loadable_chart_in_review_until_promoted(tmp_path, capsys):
+    from reports.promotion import load_review_charts
+
+    notebook = write_notebook(tmp_path / "ok.ipynb")
+    assert preview(tmp_path, notebook, "--id", "daily_volume") == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith('{"chart": "daily_volume", "in_review": true')
+    [chart] = load_review_charts(tmp_path / "review")
+    assert (chart.id, chart.title) == ("daily_volume", "Daily volume")
+    assert "@project_hash" in chart.sql_text()
+    assert not (tmp_path / "charts").exists(), "a preview must not register the chart"
+
+    assert promote(tmp_path, notebook) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert '"removed_from_review": [' in summary and "daily_volume.py" in summary
+    assert load_review_charts(tmp_path / "review") == []
+    assert (tmp_path / "charts" / "daily_volume.py").exists()
+
+
+def test_a_preview_needs_an_id_and_refuses_a_registered_one(tmp_path, capsys):
+    no_id = write_notebook(
+        tmp_path / "noid.ipynb", meta='CHART_META = {"title": "Daily volume", "description": "d"}'
+    )
+    assert preview(tmp_path, no_id) == 2
+    assert "the chart needs an id" in capsys.readouterr().err
+    assert promote(tmp_path, write_notebook(tmp_path / "ok.ipynb")) == 0
+    capsys.readouterr()
+    assert preview(tmp_path, tmp_path / "ok.ipynb", "--id", "daily_volume") == 2
+    assert "already registered" in capsys.readouterr().err
+    assert not (tmp_path / "review").exists()
+
+
+def test_a_bad_notebook_is_never_put_in_review(tmp_path, capsys):
+    notebook = write_notebook(tmp_path / "bad.ipynb", sql='CHART_SQL = "SELECT 1; SELECT 2"')
+    assert preview(tmp_path, notebook, "--id", "daily_volume") == 2
+    assert "exactly one SELECT" in capsys.readouterr().err
+    assert not (tmp_path / "review").exists()
