@@ -114,6 +114,16 @@ class RawStore(Protocol):
 
     def list_hour(self, route: str, hour: datetime) -> list[RawFile]: ...
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """Names of the folders directly under `prefix`."""
+        ...
+
+    def list_hours(self, route: str, before: datetime | None = None) -> Iterator[datetime]: ...
+
+    def iter_files(self, route: str) -> Iterator[RawFile]: ...
+
+    def delete_hour(self, route: str, hour: datetime) -> int: ...
+
 
 class _RawStoreBase:
     """The layout, shared by both stores; subclasses do the file operations."""
@@ -134,6 +144,13 @@ class _RawStoreBase:
         raise NotImplementedError
 
     def url_for(self, relative: str) -> str:
+        raise NotImplementedError
+
+    def list_folders(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete_hour(self, route: str, hour: datetime) -> int:
+        """Remove one hour folder of a route with every file in it; returns the files removed."""
         raise NotImplementedError
 
     # --- the layout ---------------------------------------------------------------------------------
@@ -187,6 +204,40 @@ class _RawStoreBase:
             for name in sorted(self.list_names(prefix))
             if name.endswith(RAW_SUFFIXES)
         ]
+
+    def list_hours(self, route: str, before: datetime | None = None) -> Iterator[datetime]:
+        """The hour folders of a route, oldest first (only `YYYY/MM/DD/HH` folders; anything else
+        under the route is no hour and left alone). With `before`, only hours starting before it,
+        and folders wholly after it are not even listed (retention walks years of folders)."""
+        for year in self._numbered_folders(route, 4):
+            if year < 1:
+                continue
+            if before is not None and datetime(year, 1, 1, tzinfo=UTC) >= before:
+                return
+            for month in self._numbered_folders(f"{route}/{year:04d}", 2):
+                if not 1 <= month <= 12:
+                    continue
+                if before is not None and datetime(year, month, 1, tzinfo=UTC) >= before:
+                    return
+                for day in self._numbered_folders(f"{route}/{year:04d}/{month:02d}", 2):
+                    for hour in self._numbered_folders(f"{route}/{year:04d}/{month:02d}/{day:02d}", 2):
+                        try:
+                            start = datetime(year, month, day, hour, tzinfo=UTC)
+                        except ValueError:
+                            continue
+                        if before is not None and start >= before:
+                            return
+                        yield start
+
+    def iter_files(self, route: str) -> Iterator[RawFile]:
+        """Every complete file of a route, hour by hour, oldest first: one hour's listing at a
+        time, so a store of years of small files is walked without listing it whole."""
+        for hour in self.list_hours(route):
+            yield from self.list_hour(route, hour)
+
+    def _numbered_folders(self, prefix: str, width: int) -> list[int]:
+        names = self.list_folders(prefix)
+        return sorted(int(name) for name in names if len(name) == width and name.isdigit())
 
 
 class LocalRawStore(_RawStoreBase):
@@ -252,6 +303,34 @@ class LocalRawStore(_RawStoreBase):
     def url_for(self, relative: str) -> str:
         return os.path.join(self._root, relative)
 
+    def list_folders(self, prefix: str) -> list[str]:
+        try:
+            entries = list(os.scandir(os.path.join(self._root, prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+
+    def delete_hour(self, route: str, hour: datetime) -> int:
+        directory = os.path.join(self._root, hour_path(route, hour))
+        removed = 0
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:  # temporary dot-files a crashed writer left go too
+            if entry.is_file():
+                os.unlink(entry.path)
+                removed += not entry.name.startswith(".")
+        self._known_dirs.discard(directory)
+        # The hour folder, then day, month and year folders that became empty.
+        for _ in range(4):
+            try:
+                os.rmdir(directory)
+            except OSError:  # not empty (or already gone): the folders above are not empty either
+                break
+            directory = os.path.dirname(directory)
+        return removed
+
 
 class GcsRawStore(_RawStoreBase):
     """A gs:// bucket (and prefix); an object exists only once its upload completed."""
@@ -269,11 +348,31 @@ class GcsRawStore(_RawStoreBase):
             options.update(endpoint_url=gcs_endpoint, token="anon")
         self._gcs = GCSFileSystem(**options)
         self._root = self.url.removeprefix("gs://")
+        self._bucket_seen = False
+
+    @property
+    def bucket(self) -> str:
+        return self._root.split("/", 1)[0]
+
+    def _missing_bucket(self) -> RawStoreError | None:
+        """The error to raise when the bucket itself does not exist (asked only after a failure, and
+        once per store: a missing hour folder is common, a missing bucket is a configuration error)."""
+        if self._bucket_seen:
+            return None
+        try:
+            exists = self._gcs.exists(self.bucket)
+        except Exception:  # unreachable or forbidden: the caller's own error says more
+            return None
+        self._bucket_seen = exists
+        return None if exists else RawStoreError(f"bucket {self.bucket} does not exist")
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         try:
             self._gcs.pipe_file(f"{self._root}/{relative}", data)
         except Exception as exc:  # gcsfs/google errors are not all OSError; the caller answers 503
+            missing = self._missing_bucket()
+            if missing is not None:
+                raise missing from exc
             raise RawStoreError(f"could not store {relative}: {type(exc).__name__}") from exc
 
     def read_bytes(self, relative: str) -> bytes:
@@ -282,7 +381,10 @@ class GcsRawStore(_RawStoreBase):
     def list_names(self, prefix: str) -> list[str]:
         try:
             entries = self._gcs.ls(f"{self._root}/{prefix}", detail=True)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            missing = self._missing_bucket()
+            if missing is not None:
+                raise missing from exc
             return []
         names = [e["name"].rsplit("/", 1)[-1] for e in entries if e.get("type") == "file"]
         return [name for name in names if not name.startswith(".")]
@@ -292,6 +394,20 @@ class GcsRawStore(_RawStoreBase):
 
     def url_for(self, relative: str) -> str:
         return f"gs://{self._root}/{relative}"
+
+    def list_folders(self, prefix: str) -> list[str]:
+        try:
+            entries = self._gcs.ls(f"{self._root}/{prefix}", detail=True)
+        except FileNotFoundError:
+            return []
+        return [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory"]
+
+    def delete_hour(self, route: str, hour: datetime) -> int:
+        prefix = hour_path(route, hour)
+        names = self.list_names(prefix)
+        if names:
+            self._gcs.rm([f"{self._root}/{prefix}/{name}" for name in names])
+        return len(names)
 
 
 def raw_store_at(url: str, *, gcs_endpoint: str | None = None) -> RawStore:
