@@ -20,9 +20,13 @@ PERSONAL_ENVELOPE_FIELDS = frozenset({"remote_addr"})
 #: What a redacted value is replaced by.
 REDACTED = "<redacted>"
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
-_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
+# Every pattern takes time linear in its input (a hostile body may be 256 KiB of one character):
+# a match may start only where a run begins (the look-behinds), and every repeat is bounded by
+# what an address can be (RFC 5321: 64 characters before the @; a phone number, at most 20 digits
+# and separators).
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
+_URL = re.compile(r"\b(?:https?://|www\.)\S{1,2048}", re.IGNORECASE)
+_PHONE = re.compile(r"(?<![\d+])\+?\d[\d ()-]{7,20}\d")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 # Two or more hex groups around a '::', or the full eight groups: what an IPv6 address looks like.
 _IPV6 = re.compile(
@@ -32,9 +36,10 @@ _IPV6 = re.compile(
 )
 _PERSONAL_NAMES = "|".join(sorted(PERSONAL_BODY_FIELDS | PERSONAL_ENVELOPE_FIELDS))
 # A personal field's value in text that no longer parses: JSON ("first_name": "Ann ...) up to the
-# closing quote or the end of the text, and form encoding (first_name=Ann&...) up to the next '&'.
+# closing quote or the end of the text, at any depth; and form encoding, top level (first_name=Ann)
+# or nested (users[first_name]=Ann), up to the next '&'.
 _JSON_PERSONAL_VALUE = re.compile(rf'("(?:{_PERSONAL_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
-_FORM_PERSONAL_VALUE = re.compile(rf"((?:^|&)(?:{_PERSONAL_NAMES})=)[^&]*")
+_FORM_PERSONAL_VALUE = re.compile(rf"((?:^|&)(?:[^&=\[]*\[)?(?:{_PERSONAL_NAMES})\]?=)[^&]*")
 
 
 def redacted_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +57,23 @@ def redacted_body(body: dict[str, Any]) -> dict[str, Any]:
         key: REDACTED if key in PERSONAL_BODY_FIELDS and value not in (None, "") else value
         for key, value in body.items()
     }
+
+
+def redacted_value(value: Any) -> Any:
+    """A decoded body at any nesting (the caller bounds its depth) with personal fields replaced at
+    every level and contact details masked in every other string, keys included."""
+    if isinstance(value, dict):
+        return {
+            mask_free_text(str(key)): REDACTED
+            if key in PERSONAL_BODY_FIELDS and item not in (None, "")
+            else redacted_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted_value(item) for item in value]
+    if isinstance(value, str):
+        return mask_free_text(value)
+    return value
 
 
 def redacted_text(text: bytes | str) -> str:

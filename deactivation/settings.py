@@ -8,6 +8,7 @@ only (see README, "Running on Google Cloud").
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -62,8 +63,8 @@ class Settings(BaseSettings):
     INGEST_THREADS: int = Field(
         32,
         ge=1,
-        description="Request threads per collector worker. Each waits for its group commit, so more "
-        "threads mean bigger batches per fsync (CPU work stays bounded by the GIL).",
+        description="Threads per collector worker that run the Flask app for the requests the async "
+        "front hands it (errors, probes, other paths); accepted SDK requests need no thread.",
     )
     INGEST_BATCH_MAX: int = Field(
         256, ge=1, description="Most envelopes written and fsynced together in one group commit."
@@ -80,6 +81,70 @@ class Settings(BaseSettings):
         description="Reverse proxies in front of the collector that append X-Forwarded-For "
         "(0: use the socket's address as remote_addr; behind Cloud Run or one load balancer: 1).",
     )
+    INGEST_BODY_TIMEOUT_S: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers and its whole body; a slower "
+        "one is answered 408 (body_timeout) and its connection closed, so slow or idle clients "
+        "cannot hold the collector.",
+    )
+    INGEST_MAX_NESTING: int = Field(
+        32,
+        ge=1,
+        description="Deepest nesting a body may have: JSON objects/arrays inside each other, or "
+        "bracket levels of a form field name (400 json_too_deep / form_too_deep above it; an SDK "
+        "body nests 3 deep).",
+    )
+    INGEST_RATE_PER_IP: float = Field(
+        10.0,
+        ge=0,
+        description="Requests per second one client address may send to the SDK routes, per "
+        "collector worker, on average (0: no limit); above it 429 rate_limited with Retry-After. "
+        "Behind a proxy set INGEST_PROXY_HOPS, or every client shares the proxy's address and limit.",
+    )
+    INGEST_BURST_PER_IP: int = Field(
+        200,
+        ge=1,
+        description="Requests one client address may send at once before INGEST_RATE_PER_IP applies.",
+    )
+    INGEST_RATE_PER_PROJECT: float = Field(
+        200.0,
+        ge=0,
+        description="Requests per second one project hash may send, per collector worker, on "
+        "average (0: no limit); above it 429 rate_limited with Retry-After.",
+    )
+    INGEST_BURST_PER_PROJECT: int = Field(
+        2000,
+        ge=1,
+        description="Requests one project hash may send at once before INGEST_RATE_PER_PROJECT applies.",
+    )
+    INGEST_RATE_TABLE_SIZE: int = Field(
+        16384,
+        ge=1,
+        description="Client addresses and project hashes each collector worker remembers for its "
+        "rate limits (least recently seen forgotten first): bounds their memory to a few MB.",
+    )
+
+    # --- Dashboard ------------------------------------------------------------------------------
+    DASHBOARD_PORT: int = Field(
+        8050, description="Port `deact dashboard serve` (and `make up`) runs the dashboard on."
+    )
+    DASHBOARD_WORKERS: int = Field(1, ge=1, description="Dashboard worker processes.")
+    DASHBOARD_THREADS: int = Field(8, ge=1, description="Request threads per dashboard worker.")
+    DASHBOARD_RATE_LIMIT: str = Field(
+        "300 per minute",
+        description="Requests one API key (or, before login, one client address) may make, in the "
+        "`limits` notation (e.g. `300 per minute`); above it the dashboard answers 429 with Retry-After.",
+    )
+    DASHBOARD_RATE_LIMIT_STORAGE: str = Field(
+        "memory://",
+        description="Where rate-limit counters live: memory:// (per process) or a shared store such "
+        "as redis://HOST:6379 when several dashboard instances must share one limit.",
+    )
+    DASHBOARD_SECURE_COOKIES: bool = Field(
+        False,
+        description="Mark the dashboard session cookie Secure (HTTPS only). Set true in production.",
+    )
 
     # --- Secrets --------------------------------------------------------------------------------
     SECRET_KEY: str | None = Field(
@@ -88,6 +153,113 @@ class Settings(BaseSettings):
         "links, keyed hashes of personal data in erasure and suppression lists). Set it in production "
         "(from a secret manager), identical on every instance. Unset: a random key is created once in "
         "DATA_DIR/secret_key (local use only).",
+    )
+
+    # --- Notifications --------------------------------------------------------------------------
+    SMTP_URL: str = Field(
+        "smtp://127.0.0.1:8025",
+        description="Where mail is sent: smtp://[user:pass@]host[:port] (STARTTLS when the server "
+        "offers it, required on 587) or smtps://[user:pass@]host[:465] (TLS from the start). "
+        "The default is the local sink `deact mail sink` / `make up` runs.",
+    )
+    MAIL_FROM: str = Field(
+        "Deactivation analytics <notifications@localhost>",
+        description="From address of every notification mail.",
+    )
+    DASHBOARD_URL: str = Field(
+        "http://127.0.0.1:8050",
+        description="Base URL of the dashboard, for links in mails, alerts and unsubscribe pages.",
+    )
+    NOTIFY_CONCURRENCY: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Messages a notification pass sends at once (one SMTP connection each): SMTP "
+        "waits on round trips, so a few in parallel multiply throughput.",
+    )
+    MAILCHIMP_API_KEY: str | None = Field(
+        None, description="Mailchimp Marketing API key (ends in -<dc>, e.g. -us6) for list sync."
+    )
+    MAILERLITE_API_TOKEN: str | None = Field(None, description="MailerLite API token for list sync.")
+    BREVO_API_KEY: str | None = Field(
+        None, description="Brevo (formerly Sendinblue) API v3 key for list sync (provider `sendinblue`)."
+    )
+    CONVERTKIT_API_KEY: str | None = Field(
+        None, description="Kit (ConvertKit) API v4 key for list sync (provider `convertkit`)."
+    )
+    NOTIFY_PROVIDER_BASE_URLS: dict[str, str] = Field(
+        {},
+        description='Override of a list provider\'s API base URL, as JSON ({"mailchimp": '
+        '"http://127.0.0.1:9000"}): for tests and sandboxes only.',
+    )
+
+    # --- Pipeline orchestration -----------------------------------------------------------------
+    PIPELINE_LOCK_WAIT_SECONDS: float = Field(
+        600.0,
+        ge=0,
+        description="How long a pipeline run waits for hours another run holds (a backfill and the "
+        "hourly run over the same hours) before it exits naming the hours and the holder; 0: exit at once.",
+    )
+    PIPELINE_LOCK_LEASE_SECONDS: float = Field(
+        300.0,
+        ge=5,
+        description="Lifetime of a run's lease on its hours (MongoDB `pipeline_locks`); the run renews "
+        "it every third of this, so a crashed run frees its hours after at most this long.",
+    )
+    MONGODB_STATE_WRITERS: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Parallel bulk writers per pipeline worker that write MongoDB latest state and "
+        "mail_outbox after the warehouse commit.",
+    )
+
+    # --- Pipeline records -----------------------------------------------------------------------
+    DUPLICATE_WINDOW_MINUTES: int = Field(
+        10,
+        ge=0,
+        le=60,
+        description="The same project + site + reason + free text received again within this many "
+        "minutes (in the same hour) counts once; the later copies become `duplicate` dead letters. "
+        "0: only exact re-sends (the same event_id) are dropped.",
+    )
+
+    # --- Retention (the daily `retention` flow; docs/privacy.md) ------------------------------------
+    RETENTION_RAW_DAYS: int = Field(
+        400,
+        ge=1,
+        description="Days the raw store keeps deactivate/ hour folders (an hour goes once all of it "
+        "is older). Hours older than this can no longer be re-run or backfilled.",
+    )
+    RETENTION_TRACKING_DAYS: int = Field(
+        90, ge=1, description="Days the raw store keeps track/ and tracking-skipped/ hour folders."
+    )
+    RETENTION_REJECTED_DAYS: int = Field(
+        30, ge=1, description="Days the raw store keeps rejected/ requests (kept for diagnosis only)."
+    )
+    RETENTION_WAREHOUSE_DAYS: int = Field(
+        400,
+        ge=1,
+        description="Days of warehouse history (deactivations, sites, deactivation_errors) by raw_hour. "
+        "Aggregates hold counts only and are kept.",
+    )
+    RETENTION_LATEST_STATE_DAYS: int = Field(
+        400,
+        ge=1,
+        description="Days MongoDB keeps a site's latest state (deactivations, sites: admin contact "
+        "included) after its last event.",
+    )
+    RETENTION_OUTBOX_DAYS: int = Field(
+        90, ge=1, description="Days MongoDB keeps mail_outbox requests (sent or not) after their event."
+    )
+    RETENTION_NOTIFICATION_DAYS: int = Field(
+        90, ge=1, description="Days MongoDB keeps notification records (what was sent to whom, when)."
+    )
+    ERASURE_PIPELINE_WAIT_SECONDS: float = Field(
+        1800,
+        ge=0,
+        description="How long `deact erase` waits for pipeline runs that started before it registered "
+        "the site (they may still write its rows) before it stops, asking to be run again.",
     )
 
     # --- Google Cloud ---------------------------------------------------------------------------
@@ -100,11 +272,14 @@ class Settings(BaseSettings):
         "FnApiRunner", description="Beam runner: local FnApiRunner, or DataflowRunner in production."
     )
     STORAGE_EMULATOR_HOST: str | None = Field(
-        None, description="GCS emulator base URL (tests and local experiments only)."
+        None,
+        description="GCS emulator, host:port or base URL (tests and local experiments only; "
+        "`deact stack up --emulators` prints it).",
     )
     BIGQUERY_EMULATOR_HOST: str | None = Field(
         None,
-        description="BigQuery emulator, host:port or base URL (tests and local experiments only).",
+        description="BigQuery emulator, host:port or base URL (tests and local experiments only; "
+        "`deact stack up --emulators` prints it).",
     )
     DEACT_GCP_INTEGRATION: bool = Field(
         False,
@@ -125,6 +300,15 @@ class Settings(BaseSettings):
         if scheme not in {"duckdb", "bigquery"}:
             raise ValueError(f"WAREHOUSE_URL must start with duckdb:// or bigquery://, got {value!r}")
         return value
+
+    @field_validator("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
+    @classmethod
+    def _emulator_base_url(cls, value: str | None) -> str | None:
+        """Both forms of either variable, host:port and http://host:port, as one base URL."""
+        if not value or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        return value if re.match(r"^https?://", value) else f"http://{value}"
 
     @property
     def raw_store_is_gcs(self) -> bool:

@@ -1,4 +1,4 @@
-"""GET /healthz (the process is up) and GET /readyz (the raw store takes writes)."""
+"""GET /healthz (the process is up) and GET /readyz (an event can be written where the next one goes)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def healthz() -> Response:
 @health.get("/readyz")
 def readyz() -> Response:
     try:
-        ingest_state().store.check_writable()
+        # A probe file in this hour's folder of the deactivate route: where the next event goes.
+        ingest_state().store.check_writable("deactivate")
     except RawStoreError as exc:
         log.error("readiness probe failed: %s", type(exc.__cause__ or exc).__name__)
         return error_response(503, "store_unavailable", "the raw store is not writable")

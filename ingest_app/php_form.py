@@ -19,8 +19,8 @@ Why not a library: `qs-codec` follows JavaScript `qs` rules (duplicate keys beco
 `querystring-parser` is unmaintained. This runs for every request the collector takes, and
 under load each microsecond here costs about two (the request threads contend for the GIL), so
 the decoder works on the whole body at once: all names and values are percent-decoded in one
-C-level pass (see `percent_decode`) and bracket names are parsed once per distinct name. It
-takes ~24 µs on a real SDK body, against ~55 µs field by field with `urllib.parse.unquote`.
+C-level pass (see `percent_decode`) and short bracket names are parsed once per distinct name.
+It takes ~24 µs on a real SDK body, against ~55 µs field by field with `urllib.parse.unquote`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,16 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-#: PHP's default `max_input_vars` and a nesting depth no SDK body comes near.
+#: PHP's default `max_input_vars` and a nesting depth no SDK body comes near (the collector
+#: passes its INGEST_MAX_NESTING setting instead).
 MAX_FIELDS = 1000
 MAX_DEPTH = 16
+#: Names up to this length are parsed once and cached (the SDK's longest is ~40 characters);
+#: longer ones, which only a hostile client sends, are parsed every time. This bounds the cache
+#: in bytes: 4,096 entries of at most ~3 x 128 characters, whatever clients send.
+CACHED_NAME_CHARS = 128
+#: PHP turns a decimal key into an integer key only if it fits in an int64 (18 digits always do).
+_MAX_INDEX_DIGITS = 18
 
 #: Joins the names and values of a body for the one decoding pass; a field that decodes to
 #: contain it (`%00`) sends the body down the field-by-field path.
@@ -40,7 +47,7 @@ _SEPARATOR = b"\x00"
 
 
 class FormDecodeError(ValueError):
-    """The body is not a PHP-style form; `code` is `invalid_form` or `invalid_utf8`."""
+    """The body is not a PHP-style form; `code` is `invalid_form`, `invalid_utf8` or `form_too_deep`."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -48,8 +55,9 @@ class FormDecodeError(ValueError):
         self.details = details
 
 
-def decode_php_form(body: bytes) -> dict[str, Any]:
-    """Decode a form body into nested dicts/lists of strings (see the module docstring)."""
+def decode_php_form(body: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Decode a form body into nested dicts/lists of strings (see the module docstring); a name
+    with more than `max_depth` bracket segments is refused (`form_too_deep`)."""
     pairs = body.split(b"&")
     if len(pairs) > MAX_FIELDS:
         raise FormDecodeError("invalid_form", f"more than {MAX_FIELDS} fields", fields=len(pairs))
@@ -69,7 +77,7 @@ def decode_php_form(body: bytes) -> dict[str, Any]:
     for index in range(count):
         name = fields[index]
         if "[" in name or "]" in name:
-            _assign_nested(result, name, fields[count + index], pairs, index)
+            _assign_nested(result, name, fields[count + index], pairs, index, max_depth)
             nested = True
         else:
             result[name] = fields[count + index]
@@ -144,13 +152,8 @@ def _raise_malformed_pair(pairs: list[bytes]) -> None:
             raise FormDecodeError("invalid_form", "a field has an empty name", field=position)
 
 
-@lru_cache(maxsize=4096)
-def _parse_bracket_name(name: str) -> tuple[str, tuple[str, ...]] | str:
-    """'a[b][]' -> ('a', ('b', '')), or the reason the name is malformed.
-
-    Cached: an SDK body repeats the same few dozen names (`server[php_version]`, ...) in every
-    request, so each distinct name is parsed once per process.
-    """
+def _parse_bracket_name_uncached(name: str) -> tuple[str, tuple[str, ...]] | str:
+    """'a[b][]' -> ('a', ('b', '')), or the reason the name is malformed."""
     base, _, rest = name.partition("[")
     inner = rest[:-1]
     segments = inner.split("][")
@@ -162,17 +165,34 @@ def _parse_bracket_name(name: str) -> tuple[str, tuple[str, ...]] | str:
         or inner.count("[") + inner.count("]") != 2 * (len(segments) - 1)
     ):
         return "a field name has unbalanced brackets"
-    if len(segments) > MAX_DEPTH:
-        return f"a field nests deeper than {MAX_DEPTH}"
     return base, tuple(segments)
 
 
-def _assign_nested(result: dict[str, Any], name: str, value: str, pairs: list[bytes], index: int) -> None:
+#: Short names are cached: an SDK body repeats the same few dozen names (`server[php_version]`,
+#: ...) in every request, so each is parsed once per process. Long ones are not, so that the
+#: cache's size in bytes never depends on what clients send.
+_parse_short_bracket_name = lru_cache(maxsize=4096)(_parse_bracket_name_uncached)
+
+
+def _assign_nested(
+    result: dict[str, Any], name: str, value: str, pairs: list[bytes], index: int, max_depth: int
+) -> None:
     """result['a']['b'][next index] = value for the name 'a[b][]'."""
-    parsed = _parse_bracket_name(name)
+    parsed = (
+        _parse_short_bracket_name(name)
+        if len(name) <= CACHED_NAME_CHARS
+        else _parse_bracket_name_uncached(name)
+    )
     if isinstance(parsed, str):
         raise FormDecodeError("invalid_form", parsed, field=_position_of_field(pairs, index))
     base, segments = parsed
+    if len(segments) > max_depth:
+        raise FormDecodeError(
+            "form_too_deep",
+            f"a field nests deeper than {max_depth}",
+            field=_position_of_field(pairs, index),
+            limit=max_depth,
+        )
     container, key = result, base
     for segment in segments:
         child = container.get(key)
@@ -190,7 +210,10 @@ def _position_of_field(pairs: list[bytes], index: int) -> int:
 
 
 def _next_index(container: dict[str, Any]) -> str:
-    indexes = [int(k) for k in container if k.isdigit()]
+    """PHP's next integer key: one past the largest key that is an integer. Only ASCII decimal
+    keys of at most 18 digits count (`str.isdigit` also accepts '²' or '٣', and `int` refuses
+    more than 4,300 digits): any other key stays a string key, as in PHP."""
+    indexes = [int(k) for k in container if len(k) <= _MAX_INDEX_DIGITS and k.isascii() and k.isdigit()]
     return str(max(indexes) + 1 if indexes else 0)
 
 

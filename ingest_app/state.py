@@ -1,4 +1,4 @@
-"""What the collector's views share: settings, the raw store, its writer and the counters."""
+"""What the collector's views share: settings, the raw store, its writer, counters and rate limits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from deactivation.raw_store import RawStore
 from deactivation.settings import Settings
 from ingest_app.counters import IngestCounters
+from ingest_app.rate_limits import RateLimits
 from ingest_app.writer import GroupCommitWriter
 
 EXTENSION = "ingest"
@@ -20,6 +21,7 @@ class IngestState:
     store: RawStore
     writer: GroupCommitWriter
     counters: IngestCounters
+    rate_limits: RateLimits
 
     def init_app(self, app: Flask) -> None:
         app.extensions[EXTENSION] = self

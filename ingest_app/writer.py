@@ -1,29 +1,36 @@
 """Group commit: background writer threads in each process make envelopes durable in batches.
 
-Request threads hand their envelope to the writer and block until the batch holding it has been
-written and fsynced (or uploaded); only then do they answer 2xx. While one batch is being
+A request hands its serialised envelope to the writer and waits until the batch holding it has
+been written and fsynced (or uploaded); only then does it answer 2xx. While one batch is being
 flushed the next one queues up, so a single fsync acknowledges many requests: throughput grows
 with load instead of being capped by the disk's fsync latency. A second committer thread takes
 the next batch while the first waits for its fsync, so the queue is not left idle while the disk
 (or a GCS upload) is busy. Measured on the 2-core machine with `make bench-ingest`: two committers
-per worker served 6-21% more requests per second than one (whose batches are bigger, ~16
-envelopes per fsync against ~7, but come half as often) and 24-45% more than three or four.
+per worker served 6-21% more requests per second than one and 24-45% more than three or four.
 
-The hand-off uses only C-level primitives (a `queue.SimpleQueue` and one plain lock per request
-as its acknowledgement): under load, `threading.Event`/`Condition`, which are written in Python,
-cost about a third of the collector's CPU on the 2-core machine (measured with py-spy).
+Envelopes arrive already serialised (`deactivation.raw_store.serialise_envelope`, in the request
+that made them), so nothing one request contains can make a batch fail: a failed write is the
+store's, and fails exactly the requests of that write.
+
+Two ways to wait: `write` blocks a thread (the Flask view), `write_async` awaits an asyncio
+future (the async front, `ingest_app.fast_path`), which the committer completes through
+`loop.call_soon_threadsafe`, once per event loop per batch. The hand-off uses only C-level
+primitives (a `queue.SimpleQueue`, one plain lock per blocking request): under load,
+`threading.Event`/`Condition`, written in Python, cost about a third of the collector's CPU on
+the 2-core machine (measured with py-spy).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import queue
 import threading
 import weakref
-from typing import Any
 
-from deactivation.raw_store import RawStore, RawStoreError
+from deactivation.raw_store import RawStore, RawStoreError, SerialisedEnvelope
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +41,30 @@ _STOP = object()
 
 
 class _Pending:
-    """One envelope waiting for its commit; `acknowledged` is released once the batch is done."""
+    """One envelope waiting for its commit: a blocking request waits on `acknowledged`, an async
+    one on `future` (of `loop`)."""
 
-    __slots__ = ("acknowledged", "envelope", "error", "route")
+    __slots__ = ("acknowledged", "envelope", "error", "future", "loop", "route")
 
-    def __init__(self, route: str, envelope: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        route: str,
+        envelope: SerialisedEnvelope,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future | None = None,
+    ) -> None:
         self.route = route
         self.envelope = envelope
         self.error: BaseException | None = None
-        self.acknowledged = threading.Lock()
-        self.acknowledged.acquire()
+        self.loop = loop
+        self.future = future
+        if future is None:
+            self.acknowledged = threading.Lock()
+            self.acknowledged.acquire()
 
 
 class GroupCommitWriter:
-    """Durably writes envelopes through a RawStore, at most `batch_max` per commit."""
+    """Durably writes serialised envelopes through a RawStore, at most `batch_max` per commit."""
 
     def __init__(self, store: RawStore, batch_max: int, committers: int = 2) -> None:
         self.store = store
@@ -59,7 +76,7 @@ class GroupCommitWriter:
         self._closed = False
         _writers.add(self)
 
-    def write(self, route: str, envelope: dict[str, Any]) -> None:
+    def write(self, route: str, envelope: SerialisedEnvelope) -> None:
         """Return once the envelope is durable; raise RawStoreError if it may not be.
 
         After a timeout the envelope may still be written later: stored but never acknowledged,
@@ -73,6 +90,19 @@ class GroupCommitWriter:
             raise RawStoreError(f"the store did not confirm the write within {ACK_TIMEOUT_S:.0f}s")
         if pending.error is not None:
             raise RawStoreError(str(pending.error)) from pending.error
+
+    async def write_async(self, route: str, envelope: SerialisedEnvelope) -> None:
+        """`write` for a coroutine: the event loop serves other requests while this one waits.
+
+        Unbounded in time by itself: the caller bounds it (the front: ACK_TIMEOUT_S through its
+        deadline timer, cheaper than an `asyncio.timeout` per request).
+        """
+        if self._threads is None:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Pending(route, envelope, loop, future))
+        await future
 
     def close(self) -> None:
         """Commit what is queued, then stop the committer threads."""
@@ -121,21 +151,41 @@ class GroupCommitWriter:
                 self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
-        by_route: dict[str, list[dict[str, Any]]] = {}
+        by_route: dict[str, list[SerialisedEnvelope]] = {}
         for pending in batch:
             by_route.setdefault(pending.route, []).append(pending.envelope)
         error: BaseException | None = None
         try:
             for route, envelopes in by_route.items():
-                self.store.write_envelopes(route, envelopes)
+                self.store.write_lines(route, envelopes)
         except Exception as exc:  # any failure means: do not acknowledge this batch
             log.error(
                 "raw store write failed (%s); %d envelopes not acknowledged", type(exc).__name__, len(batch)
             )
             error = exc
+        futures_by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
         for pending in batch:
-            pending.error = error
-            pending.acknowledged.release()
+            if pending.future is None:
+                pending.error = error
+                pending.acknowledged.release()
+            else:
+                futures_by_loop.setdefault(pending.loop, []).append(pending.future)  # type: ignore[arg-type]
+        for loop, futures in futures_by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_complete, futures, error)
+
+
+def _complete(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    """Runs on the futures' event loop: acknowledge (or fail) every request of one batch."""
+    for future in futures:
+        if future.done():  # its request timed out or was cancelled
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            failure = RawStoreError(str(error))
+            failure.__cause__ = error
+            future.set_exception(failure)
 
 
 _writers: weakref.WeakSet[GroupCommitWriter] = weakref.WeakSet()

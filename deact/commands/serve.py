@@ -1,10 +1,10 @@
-"""`deact serve`: run the collector (ingest_app) on Granian, a production WSGI server.
+"""`deact serve`: run the collector (ingest_app) on Granian, through its async front (ASGI).
 
-Granian (Rust, hyper) parses HTTP outside the GIL and hands each request to one of a pool of
-Python threads; those threads mostly wait while the group-commit writer makes their envelope
-durable, which is why the pool is larger than the core count (Granian warns about that at start;
-it is intended). Same app, same settings, wrk over loopback on the 2-core dev machine: Granian
-served ~1.6x the requests of gunicorn's gthread worker at about half the CPU per request."""
+Granian (Rust, hyper) parses HTTP outside the GIL. Each worker process runs one event loop with
+the front of `ingest_app.fast_path`: a request waiting for its body or its group commit is a
+coroutine, not a thread, so slow clients cannot hold the collector (bodies must arrive within
+INGEST_BODY_TIMEOUT_S, headers too), and the requests the front hands to Flask run on a pool of
+INGEST_THREADS threads."""
 
 from __future__ import annotations
 
@@ -23,24 +23,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the rest of the CLI never needs the server.
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     settings = get_settings()
     port = args.port if args.port is not None else settings.PORT
     print(
-        f"collector on http://{args.host}:{port} ({settings.INGEST_WORKERS} workers x "
-        f"{settings.INGEST_THREADS} threads), raw store {settings.RAW_STORE_URL}",
+        f"collector on http://{args.host}:{port} ({settings.INGEST_WORKERS} workers, async front, "
+        f"{settings.INGEST_THREADS} threads each for Flask), raw store {settings.RAW_STORE_URL}",
         flush=True,
     )
     Granian(
-        "ingest_app:create_app",
+        "ingest_app.fast_path:create_asgi_app",
         factory=True,
         address=args.host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.ASGI,
         workers=settings.INGEST_WORKERS,
-        blocking_threads=settings.INGEST_THREADS,
+        # Headers get the same deadline as bodies (the front enforces the body's).
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.INGEST_BODY_TIMEOUT_S * 1000)),
         backlog=2048,
         log_access=False,
         respawn_failed_workers=True,

@@ -11,6 +11,7 @@ from deactivation.redaction import (
     redacted_body,
     redacted_envelope,
     redacted_text,
+    redacted_value,
 )
 
 PERSONAL = ("jane@shop.example", "Jane", "Doe", "203.0.113.7", "2001:db8::7")
@@ -47,6 +48,22 @@ def test_envelope_keeps_its_shape_without_personal_values():
 def test_body_and_envelope_without_body():
     assert redacted_body({"first_name": None, "x": 1}) == {"first_name": None, "x": 1}
     assert redacted_envelope({"remote_addr": "1.2.3.4"}) == {"remote_addr": REDACTED}
+
+
+def test_nested_values_lose_personal_fields_at_every_level():
+    body = {"admin_email": "jane@shop.example", "users": {"first_name": "Jane", "notes": ["203.0.113.7"]}}
+    kept = redacted_value(body)
+    assert kept == {"admin_email": REDACTED, "users": {"first_name": REDACTED, "notes": ["[ip]"]}}
+    form = "hash=h&users%5Bx%5D=1&users[first_name]=Jane&wp[last_name]=Doe&reason_id=other"
+    assert redacted_text(form) == (
+        f"hash=h&users%5Bx%5D=1&users[first_name]={REDACTED}&wp[last_name]={REDACTED}&reason_id=other"
+    )
+
+
+def test_runs_no_address_can_be_are_not_taken_for_one():
+    # Patterns bounded by what an address can be: a 64-letter local part at most, 20-digit phones.
+    assert mask_free_text("a" * 65 + "@shop.example") == "a" * 65 + "@shop.example"
+    assert mask_free_text("1" * 5000) == "[phone]" + "1" * (5000 - 22)
 
 
 def test_torn_json_and_form_text_lose_personal_values():

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deactivation.sdk_client import encode_form
-from ingest_app.php_form import MAX_DEPTH, MAX_FIELDS, FormDecodeError, decode_php_form, percent_decode
+from ingest_app.php_form import (
+    CACHED_NAME_CHARS,
+    MAX_DEPTH,
+    MAX_FIELDS,
+    FormDecodeError,
+    _parse_short_bracket_name,
+    decode_php_form,
+    percent_decode,
+)
 
 
 def test_nested_brackets_become_nested_objects():
@@ -153,3 +161,27 @@ def test_flat_bodies_decode_like_the_standard_library(fields):
 )
 def test_nested_sdk_payloads_round_trip(payload):
     assert decode_php_form(encode_form(payload).encode()) == payload
+
+
+def test_the_name_cache_is_bounded_in_bytes():
+    """Only short names are cached: a client choosing thousands of huge names grows nothing."""
+    _parse_short_bracket_name.cache_clear()
+    for number in range(300):
+        decode_php_form(b"n" * 10_000 + str(number).encode() + b"[x]=1")
+    assert _parse_short_bracket_name.cache_info().currsize == 0
+    decode_php_form(b"server%5Bphp_version%5D=8.2&server%5Bmysql%5D=8.0")
+    assert _parse_short_bracket_name.cache_info().currsize == 2
+    assert _parse_short_bracket_name.cache_info().maxsize * 3 * CACHED_NAME_CHARS < 2**21  # < 2 MiB of text
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "1" * 5000, "9" * 19, "-1", "05x"])
+def test_only_plain_int64_indexes_count_for_the_next_index(index):
+    body = encode_form({f"a[{index}]": "x"}).encode() + b"&a[]=y&a[3]=z&a[]=w"
+    assert decode_php_form(body) == {"a": {index: "x", "0": "y", "3": "z", "4": "w"}}
+
+
+def test_nesting_past_the_given_depth_is_form_too_deep():
+    assert decode_php_form(b"a" + b"[x]" * 40 + b"=1", max_depth=40)
+    with pytest.raises(FormDecodeError) as error:
+        decode_php_form(b"a" + b"[x]" * 41 + b"=1", max_depth=40)
+    assert error.value.code == "form_too_deep" and error.value.details == {"field": 1, "limit": 40}

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from deactivation.mongo import free_port
 from deactivation.sdk_client import post_deactivation, post_many
 from deactivation.settings import Settings
 
 from .conftest import stored_files
-
-REPO = Path(__file__).resolve().parents[2]
-
+from .serving import serve, stored_envelopes
 
 WORKERS = 2
 
@@ -31,70 +22,14 @@ WORKERS = 2
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     """A real collector on a free port with its own raw store; yields (base_url, raw_root)."""
-    tmp_path = tmp_path_factory.mktemp("served")
-    port = free_port()
-    raw_root = tmp_path / "raw"
-    environment = {
-        **os.environ,
-        "RAW_STORE_URL": str(raw_root),
-        "INGEST_WORKERS": str(WORKERS),
+    settings = {
         "INGEST_THREADS": "16",
-        "LOG_LEVEL": "WARNING",
+        # These tests post thousands of requests from one address and project as fast as they can.
+        "INGEST_RATE_PER_IP": "0",
+        "INGEST_RATE_PER_PROJECT": "0",
     }
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "deact", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base_url, server, log_path)
-        yield base_url, raw_root
-    finally:
-        stop(server)
-
-
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (its workers too), SIGKILL if it lingers."""
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def wait_until_ready(base_url: str, server: subprocess.Popen, log_path: Path, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"deact serve exited: {log_path.read_text(errors='replace')[-2000:]}")
-        # Every worker up, not just one: Granian ignores a SIGTERM that overtakes a starting worker.
-        started = log_path.read_text(errors="replace").count("Started worker")
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=1) as response:
-                if response.status == 200 and started >= WORKERS:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("deact serve did not become ready")
-
-
-def stored_envelopes(raw_root: Path) -> list[dict]:
-    return [
-        json.loads(line)
-        for path in stored_files(raw_root, "deactivate")
-        for line in path.read_bytes().splitlines()
-        if line.strip()
-    ]
+    with serve(tmp_path_factory.mktemp("served"), workers=WORKERS, **settings) as collector:
+        yield collector.base_url, collector.raw_root
 
 
 @pytest.mark.slow

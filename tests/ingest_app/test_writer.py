@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from deactivation.envelope import make_envelope
-from deactivation.raw_store import LocalRawStore, RawStoreError
+from deactivation.raw_store import LocalRawStore, RawStoreError, serialise_envelope
 from ingest_app.writer import GroupCommitWriter
 
 from .conftest import stored_files
@@ -23,15 +23,17 @@ class SlowStore(LocalRawStore):
         self.gate = gate
         self.commits: list[int] = []
 
-    def write_envelopes(self, route, envelopes):
+    def write_lines(self, route, envelopes):
         self.gate.wait(5)
         self.commits.append(len(envelopes))
-        return super().write_envelopes(route, envelopes)
+        return super().write_lines(route, envelopes)
 
 
-def envelope(number: int) -> dict:
-    return make_envelope(
-        route="deactivate", body={"hash": "h", "n": str(number)}, content_type="application/json"
+def envelope(number: int):
+    return serialise_envelope(
+        make_envelope(
+            route="deactivate", body={"hash": "h", "n": str(number)}, content_type="application/json"
+        )
     )
 
 
