@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: venv .venv-bq test demo lint lock up down lab bench-ingest bench-pipeline bench-analytics
+.PHONY: venv .venv-bq test demo lint lock up up-emulators down lab bench-ingest bench-pipeline bench-analytics
 
 venv: $(STAMP)
 
@@ -68,6 +68,11 @@ up: venv
 
 down:
 	$(BIN)/deact stack down
+
+# The production configuration tried locally: the GCS and BigQuery emulators on free ports, the
+# bucket and dataset created, the settings to export written to data/run/emulators.env.
+up-emulators: venv
+	$(BIN)/deact stack up --emulators
 
 # The pipeline against DuckDB read_json on 100k- and 1M-event hours (see beam/README.md).
 bench-pipeline: venv

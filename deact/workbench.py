@@ -92,16 +92,14 @@ def resolve_project(project: str = "", settings: Settings | None = None) -> Proj
     projects = _projects_frame(registered, settings)
     if projects.empty or projects["deactivations"].sum() == 0:
         raise WorkbenchError(f"the warehouse holds no deactivations yet: {DEMO_HINT}")
-    wanted = project.strip().lower()
-    if not wanted:
-        chosen = projects.iloc[0]
-    else:
-        matches = projects[(projects["hash"] == wanted) | (projects["name"].str.lower() == wanted)]
-        if matches.empty:
-            known = ", ".join(f"{row.name} ({row.hash})" for row in projects.itertuples())
-            raise WorkbenchError(f"no project {project!r}; known projects: {known}")
-        chosen = matches.iloc[0]
-    return next(p for p in registered if p.hash == chosen["hash"])
+    if not project.strip():
+        return next(p for p in registered if p.hash == projects.iloc[0]["hash"])
+    from deactivation.projects import ProjectError, choose_project  # lazy: pymongo, as _registered_projects
+
+    try:
+        return choose_project(registered, project)  # the library's one resolver, as on the CLI
+    except ProjectError as exc:
+        raise WorkbenchError(str(exc)) from exc
 
 
 def resolve_period(

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from deactivation.dead_letters import DeadLetterType
 from deactivation.envelope import format_timestamp, make_envelope
 from deactivation.hours import hour_floor
 from deactivation.projects import MailIntegration, Project
 from deactivation.raw_store import RawStore
 from deactivation.reasons import THEME_SWITCH
+from deactivation.settings import Settings
 
 DEMO_PROJECTS: list[Project] = [
     Project(
@@ -175,8 +177,14 @@ def generate_events(
     hours: int,
     events_per_hour: int,
     projects: Sequence[Project] = DEMO_PROJECTS,
+    duplicate_window_minutes: int = Settings.model_fields["DUPLICATE_WINDOW_MINUTES"].default,
 ) -> GeneratedEvents:
-    """`events_per_hour` events in each of `hours` hours from `start_hour` (UTC), fully seeded."""
+    """`events_per_hour` events in each of `hours` hours from `start_hour` (UTC), fully seeded.
+
+    With hundreds of sites per project, the same site sometimes gives the same answer twice within
+    `duplicate_window_minutes` of the same hour: the pipeline counts that once (the rest are
+    `duplicate` dead letters), and so does the truth record.
+    """
     if hours < 1 or events_per_hour < 1:
         raise ValueError("hours and events_per_hour must be at least 1")
     if not projects:
@@ -186,6 +194,8 @@ def generate_events(
     weights = [PROJECT_WEIGHTS[i] if i < len(PROJECT_WEIGHTS) else 1 for i in range(len(projects))]
     envelopes: list[dict[str, Any]] = []
     truth = Truth()
+    resend_window = timedelta(minutes=duplicate_window_minutes)
+    last_kept_answer: dict[tuple[str, ...], datetime] = {}
     for hour_index in range(hours):
         hour = first_hour + timedelta(hours=hour_index)
         newest_released = hour_index >= hours // 2
@@ -201,6 +211,18 @@ def generate_events(
                 truth.rejected[bad_kind] += 1
             envelopes.append(_envelope(rng, body, received_at))
             if bad_kind is None:
+                answer = (
+                    f"{hour:%Y-%m-%dT%H}",
+                    truth_event["project_hash"],
+                    truth_event["site_url"],
+                    truth_event["reason_id"],
+                    truth_event["reason_info"] or "",
+                )
+                previous = last_kept_answer.get(answer)
+                if duplicate_window_minutes > 0 and previous and received_at - previous <= resend_window:
+                    truth.rejected[DeadLetterType.DUPLICATE.value] += 1
+                    continue
+                last_kept_answer[answer] = received_at
                 truth.events.append(
                     TruthEvent(event_id=envelopes[-1]["event_id"], received_at=received_at, **truth_event)
                 )

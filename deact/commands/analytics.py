@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from deact.cli import add_json_option
+from deact.preflight import require_mongo
+from deactivation.hours import parse_hour
 from deactivation.settings import get_settings
 
 
@@ -11,8 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analytics", help="Aggregates of the warehouse history.")
     actions = parser.add_subparsers(dest="analytics_command", metavar="ACTION", required=True)
     build = actions.add_parser(
-        "build",
-        help="Rebuild the aggregates of the hours loaded since the last build (JSON summary last).",
+        "build", help="Rebuild the aggregates of the hours loaded since the last build."
     )
     scope = build.add_mutually_exclusive_group()
     scope.add_argument(
@@ -20,22 +22,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     scope.add_argument("--full", action="store_true", help="Rebuild every aggregate from all history.")
     build.add_argument("--no-publish", action="store_true", help="Do not publish to MongoDB.")
+    add_json_option(build, "the summary")
     build.set_defaults(handler=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
-    from deact.errors import CommandError
-    from deactivation.hours import parse_hour
-    from deactivation.warehouse import WarehouseError
-    from reports.analytics import build_analytics
+    since = parse_hour(args.since, name="--since") if args.since else None
+    settings = get_settings()
+    if not args.no_publish:
+        require_mongo(settings)
+    # lazy: pandas and the chart registry; keeps `deact --help` fast
+    from reports.analytics import build_analytics  # pandas and the chart registry: imported once needed
 
-    try:
-        since = parse_hour(args.since) if args.since else None
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
-    try:
-        summary = build_analytics(get_settings(), since=since, full=args.full, publish=not args.no_publish)
-    except WarehouseError as exc:
-        raise CommandError(str(exc)) from exc
-    print(summary.model_dump_json())
+    summary = build_analytics(settings, since=since, full=args.full, publish=not args.no_publish)
+    if args.json:
+        print(summary.model_dump_json())
+        return 0
+    tables = ", ".join(f"{name} {rows}" for name, rows in summary.tables.items()) or "nothing to rebuild"
+    print(
+        f"rebuilt {len(summary.hours_rebuilt)} hours and {len(summary.days_rebuilt)} days "
+        f"({summary.seconds:.1f} s): {tables}"
+    )
+    if summary.published:
+        print("published to MongoDB: " + ", ".join(f"{n} {c}" for n, c in summary.published.items()))
     return 0

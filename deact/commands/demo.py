@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,10 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from deact.errors import CommandError
-from deact.local_stack import configure_prefect
-from deactivation.hours import format_hour
-from deactivation.settings import Settings, get_settings
+from deact.cli import add_json_option
+from deact.commands.generate import claim_for_generated_data
+from deact.errors import CommandError, RunFailed, ServiceUnavailable, mongo_unreachable
+from deact.local_stack import configure_prefect, dashboard_url, wait_for
+from deact.preflight import require_writable_raw_store
+from deactivation.hours import format_hour, hour_floor
+from deactivation.raw_store import hour_path, open_raw_store
+from deactivation.settings import LOCAL_MONGO_PORT, Settings, get_settings
 
 STATE_VERSION = 1
 
@@ -43,21 +48,33 @@ STATE_VERSION = 1
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="Run the whole system end to end on seeded demo data.")
     parser.add_argument("--seed", type=int, default=2026, help="Generator seed (default 2026).")
-    parser.add_argument("--days", type=int, default=2, choices=range(1, 15), metavar="1-14")
-    parser.add_argument("--events-per-hour", type=int, default=40, help="Default 40.")
+    parser.add_argument(
+        "--generate-days",
+        type=int,
+        default=2,
+        choices=range(1, 15),
+        metavar="1-14",
+        help="Days of synthetic events to generate, ending now (default 2).",
+    )
+    parser.add_argument(
+        "--events-per-hour", type=int, default=40, help="Synthetic requests per hour (default 40)."
+    )
     parser.add_argument("--png", action="store_true", help="Also export every chart as PNG (slower).")
+    add_json_option(parser, "everything the summary shows (counts, timings)")
     parser.set_defaults(handler=_demo)
 
 
 class Stopwatch:
     """Where the demo's time goes, stage by stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet: bool = False) -> None:
         self.stages: list[tuple[str, float]] = []
+        self.quiet = quiet
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        print(f"... {name}", flush=True)
+        if not self.quiet:
+            print(f"... {name}", flush=True)
         started = time.perf_counter()
         try:
             yield
@@ -70,28 +87,37 @@ def _demo(args: argparse.Namespace) -> int:
     if args.events_per_hour < 1:
         raise CommandError("--events-per-hour must be at least 1")
     state_path = settings.DATA_DIR / "demo" / "state.json"
+    _claim_raw_store(settings, earlier_demo=state_path.exists())
     state = _load_state(state_path, args)
     prefect_note = configure_prefect(settings)
-    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the demo prints its own summary
     _quiet_http_client_logs()
-    clock = Stopwatch()
+    clock = Stopwatch(quiet=args.json)
     # Prefect's temporary server takes 30-35 s to start on a new database: start it meanwhile.
     prefect_ready = ThreadPoolExecutor(max_workers=1).submit(_wait_for_prefect_api)
     with ExitStack() as cleanup:
         with clock.stage("MongoDB"):
             mongo_note = cleanup.enter_context(_mongo_for_demo(settings))
         result = _run(settings, args, (state, state_path), clock, prefect_ready)
-    _print_summary(settings, result, clock, mongo_note, prefect_note)
+        result["dashboard"] = _demo_dashboard_key(settings)
+    _print_summary(settings, result, clock, mongo_note, prefect_note, as_json=args.json)
     return 0
 
 
 # --- environment ------------------------------------------------------------------------------------
 
 
+def _claim_raw_store(settings: Settings, *, earlier_demo: bool) -> None:
+    """The demo writes synthetic events: only into a store that is empty or holds generated ones."""
+
+    require_writable_raw_store(settings)
+    # A store an earlier demo filled (before stores were marked) is the demo's own.
+    claim_for_generated_data(open_raw_store(settings), force=False, known_generated=earlier_demo)
+
+
 @contextmanager
 def _mongo_for_demo(settings: Settings) -> Iterator[str]:
+    # lazy: pymongo; keeps `deact --help` fast
     from deactivation.mongo import LocalMongoServer, wait_until_ready
-    from deactivation.settings import LOCAL_MONGO_PORT
 
     try:
         wait_until_ready(settings.MONGODB_URI, timeout_s=1.5)
@@ -100,13 +126,16 @@ def _mongo_for_demo(settings: Settings) -> Iterator[str]:
     except TimeoutError:
         pass
     if Settings.model_fields["MONGODB_URI"].default != settings.MONGODB_URI:
-        raise CommandError(f"MongoDB at {settings.MONGODB_URI} does not answer (MONGODB_URI)")
+        raise ServiceUnavailable(mongo_unreachable(settings.MONGODB_URI))
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     server = LocalMongoServer(
         settings.mongo_data_dir, port=LOCAL_MONGO_PORT, log_path=settings.logs_dir / "mongo-demo.log"
     )
     with server:
-        yield f"started the local MongoDB on port {LOCAL_MONGO_PORT} for the demo, stopped it at the end"
+        yield (
+            f"started the local MongoDB on port {LOCAL_MONGO_PORT} for the demo and stopped it at the end; "
+            "`make up` starts it again for the other commands"
+        )
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -119,10 +148,10 @@ def _run(
     clock: Stopwatch,
     prefect_ready: Future,
 ) -> dict[str, Any]:
+    # lazy: pymongo; keeps `deact --help` fast
     from deactivation.generator import DEMO_PROJECTS, generate_events, write_to_raw_store
-    from deactivation.mongo import get_database
-    from deactivation.projects import upsert_project
-    from deactivation.raw_store import open_raw_store
+    from deactivation.mongo import get_database  # lazy: pymongo; keeps `deact --help` fast
+    from deactivation.projects import upsert_project  # lazy: pymongo; keeps `deact --help` fast
 
     with clock.stage("register the demo projects"):
         db = get_database(settings)
@@ -132,7 +161,7 @@ def _run(
 
     state, state_path = pinned
     end_hour = datetime.fromisoformat(state["end_hour"])
-    hours = args.days * 24
+    hours = args.generate_days * 24
     start_hour = end_hour - timedelta(hours=hours - 1)
     store = open_raw_store(settings)
 
@@ -148,7 +177,10 @@ def _run(
     window = int((last_hour - start_hour) / timedelta(hours=1)) + 1
 
     with clock.stage("import Prefect, Beam and the flows; wait for the Prefect API (started in parallel)"):
+        # lazy: Prefect reads its settings at import: only after configure_prefect()
         from flows.analytics_flow import deactivation_analytics
+
+        # lazy: Prefect reads its settings at import: only after configure_prefect()
         from flows.pipeline_flow import deactivation_pipeline
 
         prefect_ready.result()
@@ -156,6 +188,10 @@ def _run(
         pipeline = deactivation_pipeline(hour=format_hour(last_hour), hours=window)
     with clock.stage("analytics flow (aggregates, MongoDB summaries, report)"):
         analytics = deactivation_analytics(png=args.png)
+    with clock.stage("notifications: forwards, auto-replies, digest, alerts into the local mail sink"):
+        from notifications.demo import demo_pass  # lazy: the notification runner; keeps `deact --help` fast
+
+        notifications = demo_pass(settings)
     mongo_documents = _mongo_documents(settings)
     return {
         "window": [format_hour(start_hour), format_hour(last_hour)],
@@ -169,11 +205,13 @@ def _run(
         "pipeline": pipeline.model_dump(exclude={"per_hour"}),
         "analytics": analytics.model_dump(),
         "mongo_documents": mongo_documents,
+        "notifications": notifications,
     }
 
 
 def _mongo_documents(settings: Settings) -> dict[str, int]:
     """What MongoDB holds now (the same after every run, unlike the documents a run changed)."""
+    # lazy: pymongo; keeps `deact --help` fast
     from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, PROJECTS, SITES, get_database
 
     db = get_database(settings)
@@ -191,6 +229,7 @@ def _quiet_http_client_logs() -> None:
 
 def _wait_for_prefect_api() -> None:
     """Connect once, so a temporary server starts here (30-35 s on a new database), not mid-flow."""
+    # lazy: Prefect reads its settings at import: only after configure_prefect()
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -203,12 +242,11 @@ def _load_state(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     Other parameters would generate different events for hours already in the raw store, and the
     store would then hold both: so they are refused until the demo data is removed.
     """
-    from deactivation.hours import hour_floor
 
     wanted = {
         "version": STATE_VERSION,
         "seed": args.seed,
-        "days": args.days,
+        "days": args.generate_days,
         "events_per_hour": args.events_per_hour,
     }
     if path.exists():
@@ -235,7 +273,6 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 
 def _send_http_hour_once(settings, store, state, state_path: Path, bodies) -> dict[str, Any]:
     """POST the latest hour through the collector, unless a previous run already stored it."""
-    from deactivation.hours import hour_floor
 
     sent = state.get("http") or {}
     if sent.get("done") and all(
@@ -250,7 +287,9 @@ def _send_http_hour_once(settings, store, state, state_path: Path, bodies) -> di
     statuses = _post_through_collector(settings, bodies)
     accepted = sum(1 for status in statuses if 200 <= status < 300)
     if accepted != len(bodies):
-        raise CommandError(f"the collector accepted {accepted} of {len(bodies)} requests; see the log above")
+        raise RunFailed(
+            f"the collector accepted {accepted} of {len(bodies)} requests; see its log in DATA_DIR/logs"
+        )
     finished = datetime.now(UTC)
     hours = [hour_floor(started)]
     if hour_floor(finished) != hours[0]:  # the send straddled an hour boundary
@@ -268,10 +307,6 @@ def _send_http_hour_once(settings, store, state, state_path: Path, bodies) -> di
 
 def _discard_interrupted_send(settings: Settings, store, sent: dict[str, Any]) -> None:
     """An earlier send stopped midway: drop what it stored so the resend adds no duplicates."""
-    import shutil
-
-    from deactivation.hours import hour_floor
-    from deactivation.raw_store import hour_path
 
     if store.url.startswith("gs://"):
         raise CommandError("an earlier demo send was interrupted; point RAW_STORE_URL at an empty store")
@@ -284,9 +319,8 @@ def _discard_interrupted_send(settings: Settings, store, sent: dict[str, Any]) -
 
 
 def _post_through_collector(settings: Settings, bodies) -> list[int]:
-    from deact.local_stack import wait_for
-    from deactivation.mongo import free_port
-    from deactivation.sdk_client import post_many
+    from deactivation.mongo import free_port  # lazy: pymongo; keeps `deact --help` fast
+    from deactivation.sdk_client import post_many  # lazy: an HTTP client; only the demo's send needs it
 
     port = free_port()
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +332,7 @@ def _post_through_collector(settings: Settings, bodies) -> list[int]:
         wait_for(f"http://127.0.0.1:{port}/readyz", timeout_s=60, process=collector)
         return post_many(f"http://127.0.0.1:{port}", bodies, concurrency=8)
     except (RuntimeError, TimeoutError) as exc:
-        raise CommandError(f"the collector did not start ({exc}); see {log_path}") from exc
+        raise ServiceUnavailable(f"the collector did not start ({exc}); see {log_path}") from exc
     finally:
         _stop_process_group(collector)
 
@@ -321,7 +355,9 @@ def _pairs(counts: dict[str, Any]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
-def _print_summary(settings: Settings, result: dict, clock: Stopwatch, mongo_note: str, prefect_note: str):
+def _print_summary(
+    settings: Settings, result: dict, clock: Stopwatch, mongo_note: str, prefect_note: str, *, as_json: bool
+):
     pipeline, analytics, http = result["pipeline"], result["analytics"], result["http"]
     dead, expected_dead = pipeline["dead_letters"], result["expected_dead_letters"]
     warehouse_rows = {t: n for t, n in pipeline["rows_written"].items() if not t.startswith("mongo.")}
@@ -349,10 +385,13 @@ def _print_summary(settings: Settings, result: dict, clock: Stopwatch, mongo_not
         f"  warehouse rows    {_pairs(warehouse_rows)}",
         f"  MongoDB holds     {_pairs(result['mongo_documents'])} "
         f"(documents this run changed: {_pairs(mongo_changed)})",
+        "                    MongoDB keeps the LATEST deactivation per site (what the dashboard lists);",
+        "                    the warehouse keeps EVERY deactivation (history), so its count is larger",
         f"  analytics         {len(analytics['hours_rebuilt'])} hours, {len(analytics['days_rebuilt'])} days "
         f"rebuilt: {_pairs(analytics['tables'])}",
         f"  published         {_pairs(analytics['published'])}",
         f"  report            {analytics['report_html']} ({analytics['charts']} charts)",
+        *_notification_lines(result["notifications"]),
         f"  MongoDB           {mongo_note}",
         f"  Prefect           {prefect_note}",
         "",
@@ -365,6 +404,47 @@ def _print_summary(settings: Settings, result: dict, clock: Stopwatch, mongo_not
         "deployments; make down stops it)",
         "  JupyterLab        make lab (the analyst workbench, notebooks/)",
         "  run it again      make demo  (same window, same numbers, no duplicates)",
+        "  your own plugin   docs/plugin-authors.md (register it, point the SDK here, check arrival)",
     ]
+    dashboard = result["dashboard"]
+    lines += [
+        f"  dashboard         make up, then {dashboard['url']} and log in with the demo key "
+        "(all projects, personal data; shown once, earlier demo keys revoked):",
+        dashboard["key"],
+    ]
+    if as_json:
+        print(json.dumps({**result, "timings": dict(clock.stages)}, default=str))
+        return
     print("\n".join(lines))
-    print(json.dumps({**result, "timings": dict(clock.stages)}, default=str))
+
+
+def _demo_dashboard_key(settings: Settings) -> dict[str, str]:
+    """A fresh operator key for the dashboard (the previous demo's key is revoked: one live demo key)."""
+    # lazy: pymongo; keeps `deact --help` fast
+    from deactivation.api_keys import create_key, list_keys, revoke_key
+    from deactivation.mongo import get_database  # lazy: pymongo; keeps `deact --help` fast
+
+    db = get_database(settings)
+    for key in list_keys(db):
+        if key.name == DEMO_KEY_NAME and key.revoked_at is None:
+            revoke_key(db, key.key_id)
+    _, text = create_key(db, settings, project_hash=None, scope="personal", name=DEMO_KEY_NAME)
+    db.client.close()
+    return {"url": dashboard_url(settings), "key": text}
+
+
+DEMO_KEY_NAME = "make demo"
+
+
+def _notification_lines(notifications: dict[str, Any]) -> list[str]:
+    """How many mails of each kind the demo produced, and where to read them."""
+    sent = {kind: n for kind, n in notifications["sent"].items() if n}
+    waiting = notifications["skipped"].get("waiting_for_credentials", 0)
+    return [
+        f"  notifications     sent this run: {_pairs(sent) or 'nothing new (sent by an earlier run)'}"
+        + (f"; {notifications['failed']} failed (`deact notify list`)" if notifications["failed"] else ""),
+        f"                    read them in {notifications['mail_dir']} ({notifications['eml_files']} .eml "
+        f"files); {notifications['smtp']}",
+        f"                    list sync: {waiting} requests wait for provider credentials "
+        "(MAILCHIMP_API_KEY, docs/notifications.md)",
+    ]

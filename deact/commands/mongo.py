@@ -13,14 +13,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("mongo", help="The local MongoDB server of the embedded stack.")
     actions = parser.add_subparsers(dest="mongo_command", metavar="ACTION", required=True)
     serve = actions.add_parser("serve", help="Run the local MongoDB server in the foreground.")
-    serve.add_argument("--port", type=int, default=LOCAL_MONGO_PORT)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--port", type=int, default=LOCAL_MONGO_PORT, help=f"Port to listen on (default {LOCAL_MONGO_PORT})."
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1: this machine only)."
+    )
     serve.add_argument("--data-dir", type=Path, default=None, help="Default: DATA_DIR/mongo.")
     serve.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from deactivation.mongo import server_command
+    from deactivation.mongo import server_command  # lazy: pymongo; keeps `deact --help` fast
 
     data_dir = args.data_dir or get_settings().mongo_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)

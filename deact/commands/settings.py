@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from deactivation.settings import describe_settings, get_settings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("settings", help="Show every setting, its value and meaning.")
@@ -12,8 +14,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from deactivation.settings import describe_settings, get_settings
-
     current = get_settings()
     rows = describe_settings()
     if args.markdown:

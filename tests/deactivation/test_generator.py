@@ -81,7 +81,12 @@ def test_truth_covers_every_reason_kind_and_the_bad_events(generated):
     reasons = Counter(e.reason_id for e in generated.truth.events)
     custom = set(DEMO_PROJECTS[0].custom_reasons)
     assert set(BUILT_IN_REASONS) | custom | {THEME_SWITCH} == set(reasons)
-    assert set(generated.truth.rejected) == {"unknown_project", "invalid_reason", "invalid_field"}
+    assert set(generated.truth.rejected) == {
+        "unknown_project",
+        "invalid_reason",
+        "invalid_field",
+        "duplicate",
+    }
     assert len(generated.truth.events) + sum(generated.truth.rejected.values()) == len(generated.envelopes)
     bodies = [e["body"] for e in generated.envelopes]
     assert (
@@ -103,3 +108,20 @@ def test_writing_twice_rewrites_the_same_files(tmp_path, generated):
     assert len(lines) == len(generated.envelopes)
     stored = {parse_timestamp(e["received_at"]).strftime("%Y/%m/%d/%H") for e in generated.envelopes}
     assert {"/".join(p.relative_to(tmp_path / "raw").parts[1:5]) for p in on_disk} == stored
+
+
+def test_a_resent_answer_within_the_window_is_a_duplicate_in_the_truth(generated):
+    # 200 events an hour over 400 sites a project: some site gives the same answer twice.
+    assert generated.truth.rejected["duplicate"] > 0
+    kept = {
+        (e.hour, e.project_hash, e.site_url, e.reason_id, e.reason_info): e for e in generated.truth.events
+    }
+    assert len(kept) <= len(generated.truth.events)
+    without_window = generate_events(
+        seed=5, start_hour=START, hours=6, events_per_hour=200, duplicate_window_minutes=0
+    )
+    assert without_window.envelopes == generated.envelopes, "the window changes the record, not the events"
+    assert (
+        len(without_window.truth.events)
+        == len(generated.truth.events) + generated.truth.rejected["duplicate"]
+    )
