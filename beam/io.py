@@ -1,36 +1,70 @@
-"""The pipeline's edges: reading raw files, staging warehouse rows, writing MongoDB state.
+"""The pipeline's edges: reading raw files, staging what it produced, writing MongoDB state.
 
-Warehouse rows are not written to the warehouse from inside the pipeline: each batch is staged as
-one Arrow IPC file under a run's staging directory (local or gs://), named by its deterministic
-batch id so a retried bundle overwrites rather than duplicates, and the driver loads all staged
-rows with ONE `replace_hours` transaction after the pipeline finished (see pipeline.py).
+Nothing the pipeline produces is written to a store from inside the Beam job. Workers stage it
+under the run's staging directory (local or gs://), and the driver only handles file lists:
 
-MongoDB keeps the latest state per project + site. Every write is a conditional upsert: replace
-the document only if the stored `order_key` (received_at + event_id, fixed-width text, so it sorts
-in time) is smaller, so an older event never overwrites a newer one in any processing order.
+* warehouse rows: one Parquet file per batch (named by its deterministic batch id, so a retried
+  bundle overwrites rather than duplicates) with the warehouse schema; the hour and, for dead
+  letters, the count per error type ride in the file's key-value metadata, so the driver counts
+  rows from the files' footers without reading a row. The warehouse loads the files itself
+  (DuckDB `read_parquet`, BigQuery a load job) in ONE `replace_hours_from_files` transaction;
+* MongoDB latest state: the newest document per project + site over the whole window (a keyed
+  combine), one NDJSON line each; mail_outbox requests the same way. They are written only after
+  the warehouse commit, by a second small Beam job (`build_state_pipeline`) of parallel bulk
+  writers, so a failed commit leaves MongoDB untouched.
+
+Latest state is written with conditional upserts: replace the document where the stored
+`order_key` (received_at + event_id, fixed-width text, so it sorts in time) is older OR EQUAL.
+An older event never overwrites a newer one in any processing order, and re-running an hour
+rewrites the documents it is the newest source for, so state converges to what history says
+(a project's changed custom-field whitelist, a document damaged by hand).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam import pvalue
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne, UpdateOne
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from beam.transforms import METRICS_NAMESPACE, RawFileContent, RawFileGroup, ValidEvent
+from beam.elements import METRICS_NAMESPACE, RawFileContent, RawFileGroup
 from deactivation.envelope import parse_timestamp
 from deactivation.mongo import DEACTIVATIONS, MAIL_OUTBOX, SITES
 from deactivation.raw_store import raw_store_at
-from deactivation.schemas import ALL_TABLES, Table
+from deactivation.schemas import ALL_TABLES, DEACTIVATION_ERRORS, Table
 from deactivation.warehouse import arrow_schema
 
 DUPLICATE_KEY = 11000
-STAGING_SUFFIX = ".arrow"
+PARQUET_SUFFIX = ".parquet"
+STATE_SUFFIX = ".ndjson"
+#: Parquet key-value metadata the driver reads from a staged file's footer.
+HOUR_KEY = b"deactivation.raw_hour"
+ERROR_TYPES_KEY = b"deactivation.error_types"
+#: MongoDB collections written from staged NDJSON after the commit (latest state, then the outbox).
+STATE_COLLECTIONS = (DEACTIVATIONS, SITES)
+STAGED_COLLECTIONS = (*STATE_COLLECTIONS, MAIL_OUTBOX)
+#: Documents per bulk write of the state writers.
+MONGO_BULK_DOCUMENTS = 1000
+#: Latest-state documents a staging worker holds per bundle before it passes them on.
+MAX_HELD_DOCUMENTS = 50_000
+#: A worker that cannot reach MongoDB gives up after this long (then the run fails and says so).
+MONGO_SELECTION_TIMEOUT_MS = 10_000
 
 
 # --- Reading -----------------------------------------------------------------------------------------
@@ -53,23 +87,39 @@ class ReadRawFiles(beam.DoFn):
         )
 
 
-# --- Staging warehouse rows --------------------------------------------------------------------------
-def staging_schema(table: Table) -> pa.Schema:
-    """The warehouse schema with timestamps as their envelope text; the driver casts once at load."""
+# --- Staging warehouse rows (Parquet, by workers) ----------------------------------------------------
+def _text_schema(table: Table) -> pa.Schema:
+    """The warehouse schema with timestamps as their envelope text, as the rows carry them."""
     types = {"STRING": pa.string(), "INT64": pa.int64(), "BOOL": pa.bool_(), "TIMESTAMP": pa.string()}
     return pa.schema([pa.field(c.name, types[c.type]) for c in table.columns])
 
 
-def write_staged(path: str, table: Table, rows: list[dict[str, Any]]) -> None:
-    schema = staging_schema(table)
+def staging_schema(table: Table) -> pa.Schema:
+    """The warehouse schema, every column nullable: the warehouse's INSERT enforces REQUIRED."""
+    return pa.schema([f.with_nullable(True) for f in arrow_schema(table)])
+
+
+def staged_frame(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
+    """Row dicts → an Arrow table of the staging schema (timestamps parsed from their text)."""
     # Arrow converts a list of dicts to a struct array in C++, faster than building columns here.
-    frame = pa.RecordBatch.from_struct_array(pa.array(rows, type=pa.struct(list(schema))))
-    with FileSystems.create(path) as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_batch(frame)
+    struct = pa.array(rows, type=pa.struct(list(_text_schema(table))))
+    return pa.Table.from_batches([pa.RecordBatch.from_struct_array(struct)]).cast(staging_schema(table))
+
+
+def write_staged(
+    path: str, table: Table, rows: list[dict[str, Any]], metadata: Mapping[bytes, bytes]
+) -> None:
+    frame = staged_frame(table, rows).replace_schema_metadata(dict(metadata))
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
+        pq.write_table(frame, sink)
+
+
+def staged_table_dir(staging_dir: str, table_name: str) -> str:
+    return FileSystems.join(staging_dir, table_name)
 
 
 class StageRows(beam.DoFn):
-    """Batch of ValidEvent → one staged file of a warehouse table (the event's `field` row)."""
+    """Batch of ValidEvent → one staged Parquet file of a warehouse table (the event's `field` row)."""
 
     def __init__(self, staging_dir: str, table_name: str, field: str) -> None:
         self.staging_dir = staging_dir
@@ -78,34 +128,210 @@ class StageRows(beam.DoFn):
 
     def process(self, batch):
         rows = [getattr(event, self.field) for event in batch.items]
-        path = FileSystems.join(self.staging_dir, self.table_name, batch.batch_id + STAGING_SUFFIX)
-        write_staged(path, ALL_TABLES[self.table_name], rows)
+        path = FileSystems.join(
+            staged_table_dir(self.staging_dir, self.table_name), batch.batch_id + PARQUET_SUFFIX
+        )
+        write_staged(path, ALL_TABLES[self.table_name], rows, {HOUR_KEY: batch.raw_hour.encode()})
 
 
 class StageDeadLetters(beam.DoFn):
-    """(raw_file, dead letters of that file) → one staged file of `deactivation_errors`."""
+    """(raw_file, dead letters of that file) → one staged Parquet file of `deactivation_errors`."""
 
     def __init__(self, staging_dir: str) -> None:
         self.staging_dir = staging_dir
 
     def process(self, keyed):
         raw_file, dead_letters = keyed
+        dead_letters = list(dead_letters)
         rows = sorted((d.to_row() for d in dead_letters), key=lambda row: row["raw_line"])
+        error_types: dict[str, int] = {}
+        for dead_letter in dead_letters:
+            error_types[dead_letter.error_type] = error_types.get(dead_letter.error_type, 0) + 1
+        metadata = {
+            HOUR_KEY: dead_letters[0].raw_hour.encode(),
+            ERROR_TYPES_KEY: json.dumps(error_types).encode(),
+        }
         file_key = raw_file.replace("/", "_")
-        path = FileSystems.join(self.staging_dir, "deactivation_errors", file_key + STAGING_SUFFIX)
-        write_staged(path, ALL_TABLES["deactivation_errors"], rows)
+        path = FileSystems.join(
+            staged_table_dir(self.staging_dir, DEACTIVATION_ERRORS.name), file_key + PARQUET_SUFFIX
+        )
+        write_staged(path, DEACTIVATION_ERRORS, rows, metadata)
 
 
-def load_staged(staging_dir: str, table: Table) -> pa.Table:
-    """Every staged row of `table`, cast to the warehouse schema."""
-    pattern = FileSystems.join(staging_dir, table.name, "*" + STAGING_SUFFIX)
+@dataclass(frozen=True)
+class StagedFile:
+    """What the driver knows of one staged file: its footer, never its rows."""
+
+    path: str
+    raw_hour: str  # YYYY-MM-DDTHH
+    rows: int
+    error_types: dict[str, int] = field(default_factory=dict)
+
+
+def list_staged(staging_dir: str, table_name: str) -> list[StagedFile]:
+    """Every staged Parquet file of `table_name`, in path order, summarised from its footer."""
+    pattern = FileSystems.join(staged_table_dir(staging_dir, table_name), "*" + PARQUET_SUFFIX)
     paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    parts = []
+    staged = []
     for path in paths:
-        with FileSystems.open(path) as source:
-            parts.append(pa.ipc.open_file(pa.BufferReader(source.read())).read_all())
-    staged = pa.concat_tables(parts) if parts else staging_schema(table).empty_table()
-    return staged.cast(arrow_schema(table))
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as source:
+            footer = pq.read_metadata(source)
+        metadata = footer.metadata or {}
+        staged.append(
+            StagedFile(
+                path=path,
+                raw_hour=metadata[HOUR_KEY].decode(),
+                rows=footer.num_rows,
+                error_types=json.loads(metadata.get(ERROR_TYPES_KEY, b"{}")),
+            )
+        )
+    return staged
+
+
+# --- Staging MongoDB state (NDJSON, newest per site over the whole window) --------------------------
+def state_document(row: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A warehouse row as the latest-state document of its project + site (received_at as text,
+    as staged; `mongo_document` makes it a datetime when written)."""
+    document = {
+        **row,
+        **(extra or {}),
+        "_id": f"{row['project_hash']}|{row['site_url']}",
+        "order_key": f"{row['received_at']}|{row['event_id']}",
+    }
+    document.pop("raw_hour", None)
+    return document
+
+
+def mongo_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A staged document as MongoDB stores it: received_at a datetime (the dashboard sorts on it)."""
+    received_at = document["received_at"]
+    if isinstance(received_at, str):
+        return {**document, "received_at": parse_timestamp(received_at)}
+    return document
+
+
+def latest_per_site(documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only the newest document per project + site needs writing."""
+    newest: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        _keep_newer(newest, document)
+    return list(newest.values())
+
+
+def _keep_newer(newest: dict[str, dict[str, Any]], document: dict[str, Any]) -> None:
+    current = newest.get(document["_id"])
+    if current is None or document["order_key"] > current["order_key"]:
+        newest[document["_id"]] = document
+
+
+def _contact_fields(contact: dict[str, str] | None) -> dict[str, Any]:
+    """The admin contact, kept in MongoDB `sites` for the dashboard (never in the warehouse)."""
+    if contact is None:
+        return {"admin_email": None, "first_name": None, "last_name": None}
+    return {
+        "admin_email": contact["email"],
+        "first_name": contact["first_name"],
+        "last_name": contact["last_name"],
+    }
+
+
+class _NewestPerBundle(beam.DoFn):
+    """Batches of ValidEvent → (_id, (order_key, NDJSON line)) per collection: only the newest
+    document per project + site of the whole bundle leaves (at most MAX_HELD_DOCUMENTS held, then
+    flushed), so the keyed combine after it sees about one element per site, not per event.
+
+    The value is plain text and bytes, so the combine's shuffle uses Beam's fast primitive coders,
+    not pickle; a document is serialised only once it is known to be the bundle's newest.
+    """
+
+    def start_bundle(self) -> None:
+        self.newest: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in STATE_COLLECTIONS}
+
+    def process(self, batch):
+        deactivations, sites = self.newest[DEACTIVATIONS], self.newest[SITES]
+        for event in batch.items:
+            _keep_newer(deactivations, state_document(event.deactivation))
+            _keep_newer(sites, state_document(event.site, _contact_fields(event.contact)))
+        if len(deactivations) + len(sites) > MAX_HELD_DOCUMENTS:
+            for collection, keyed in self._flush():
+                yield pvalue.TaggedOutput(collection, keyed)
+
+    def finish_bundle(self):
+        for collection, keyed in self._flush():
+            yield pvalue.TaggedOutput(collection, WindowedValue(keyed, MIN_TIMESTAMP, [GlobalWindow()]))
+
+    def _flush(self):
+        held, self.newest = self.newest, {c: {} for c in STATE_COLLECTIONS}
+        for collection, documents in held.items():
+            for document in documents.values():
+                yield collection, (document["_id"], (document["order_key"], orjson.dumps(document)))
+
+
+def _newest_line(keyed) -> bytes:
+    """(_id, (order_key, line)) → line; of equal order keys (the same event) any is the same."""
+    return keyed[1][1]
+
+
+def _request_lines(batch) -> bytes:
+    """A batch of requests as one NDJSON block (WriteToText adds the last newline): one element
+    per batch, not per request."""
+    return b"\n".join(orjson.dumps(request) for request in batch.items)
+
+
+def staged_state_prefix(staging_dir: str, collection: str) -> str:
+    return FileSystems.join(staging_dir, f"mongo_{collection}", "part")
+
+
+class StageLatestState(beam.PTransform):
+    """Batches of ValidEvent → the newest document per project + site over the WHOLE window, per
+    collection, staged as NDJSON (one MongoDB write per site per run, not per batch)."""
+
+    def __init__(self, staging_dir: str) -> None:
+        super().__init__()
+        self.staging_dir = staging_dir
+
+    def expand(self, events):
+        keyed = events | "KeyBySite" >> beam.ParDo(_NewestPerBundle()).with_outputs(*STATE_COLLECTIONS)
+        return {
+            collection: (
+                keyed[collection]
+                | f"Newest_{collection}" >> beam.CombinePerKey(max)
+                | f"Line_{collection}" >> beam.Map(_newest_line)
+                | f"Stage_{collection}"
+                >> beam.io.WriteToText(
+                    staged_state_prefix(self.staging_dir, collection), file_name_suffix=STATE_SUFFIX
+                )
+            )
+            for collection in STATE_COLLECTIONS
+        }
+
+
+class StageMailRequests(beam.PTransform):
+    """Batches of mail-outbox requests → NDJSON under the staging directory."""
+
+    def __init__(self, staging_dir: str) -> None:
+        super().__init__()
+        self.staging_dir = staging_dir
+
+    def expand(self, requests):
+        return (
+            requests
+            | "RequestLines" >> beam.Map(_request_lines)
+            | "StageRequests"
+            >> beam.io.WriteToText(
+                staged_state_prefix(self.staging_dir, MAIL_OUTBOX), file_name_suffix=STATE_SUFFIX
+            )
+        )
+
+
+def list_staged_state(staging_dir: str) -> dict[str, list[str]]:
+    """Staged NDJSON files per MongoDB collection (empty shards left out)."""
+    found = {}
+    for collection in STAGED_COLLECTIONS:
+        pattern = staged_state_prefix(staging_dir, collection) + "*" + STATE_SUFFIX
+        matched = FileSystems.match([pattern])[0].metadata_list
+        found[collection] = sorted(m.path for m in matched if m.size_in_bytes > 0)
+    return found
 
 
 # --- MongoDB -----------------------------------------------------------------------------------------
@@ -125,116 +351,87 @@ def ensure_state_indexes(db: Database) -> None:
     db[MAIL_OUTBOX].create_index("event_id", name="event_id")
 
 
-def state_document(row: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A warehouse row as the latest-state document of its project + site."""
-    document = {
-        **row,
-        **(extra or {}),
-        "_id": f"{row['project_hash']}|{row['site_url']}",
-        "order_key": f"{row['received_at']}|{row['event_id']}",
-        "received_at": parse_timestamp(row["received_at"]),
-    }
-    document.pop("raw_hour", None)
-    return document
-
-
-def latest_per_site(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Within one batch, only the newest document per project + site needs writing."""
-    newest: dict[str, dict[str, Any]] = {}
-    for document in documents:
-        current = newest.get(document["_id"])
-        if current is None or document["order_key"] > current["order_key"]:
-            newest[document["_id"]] = document
-    return list(newest.values())
-
-
 def upsert_if_newer(collection, documents: list[dict[str, Any]]) -> int:
-    """Replace each document only where the stored one is older; returns documents changed.
+    """Replace each document where the stored one is older or equal; returns documents written.
 
-    A stored document that is newer or equal makes the upsert's insert collide on `_id`
-    (duplicate key): that is the "keep the newer state" outcome. A collision can also come from
-    a concurrent first insert of the same site, so colliding writes are tried once more, when the
-    document certainly exists and the filter decides alone.
+    A stored document that is newer makes the upsert's insert collide on `_id` (duplicate key):
+    that is the "keep the newer state" outcome. A collision can also come from a concurrent first
+    insert of the same site, so colliding writes are tried once more, when the document certainly
+    exists and the filter decides alone. Equal order keys replace, so a re-run repairs.
     """
-    changed = 0
-    pending = documents
+    written = 0
+    pending = [mongo_document(d) for d in documents]
     for _attempt in range(2):
         if not pending:
             break
         operations = [
-            ReplaceOne({"_id": d["_id"], "order_key": {"$lt": d["order_key"]}}, d, upsert=True)
+            ReplaceOne({"_id": d["_id"], "order_key": {"$lte": d["order_key"]}}, d, upsert=True)
             for d in pending
         ]
         try:
             result = collection.bulk_write(operations, ordered=False)
-            return changed + result.upserted_count + result.modified_count
+            return written + result.upserted_count + result.matched_count
         except BulkWriteError as error:
             details = error.details
             others = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
             if others:
                 raise
-            changed += details["nUpserted"] + details["nModified"]
+            written += details["nUpserted"] + details["nMatched"]
             pending = [pending[e["index"]] for e in details["writeErrors"]]
-    return changed
+    return written
 
 
-class _MongoWriter(beam.DoFn):
-    """A DoFn holding one MongoDB client per worker."""
+def insert_mail_requests(collection, requests: list[dict[str, Any]]) -> int:
+    """Queue outbox requests; an existing request (maybe already sent) is left alone: its insert
+    collides on `_id` and is skipped. Returns the requests newly queued."""
+    if not requests:
+        return 0
+    try:
+        return len(collection.insert_many([mongo_document(r) for r in requests], ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        details = error.details
+        if [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]:
+            raise
+        return details["nInserted"]
 
-    def __init__(self, mongo_uri: str, database: str) -> None:
+
+class WriteStagedDocuments(beam.DoFn):
+    """Batches of staged NDJSON lines → MongoDB, with up to `writers` bulk writes in flight.
+
+    pymongo releases the GIL while it waits for the server, so a few threads per worker keep the
+    server busy; every write finishes (or fails the bundle) before the bundle ends.
+    """
+
+    def __init__(self, mongo_uri: str, database: str, collection: str, writers: int) -> None:
         self.mongo_uri = mongo_uri
         self.database = database
+        self.collection = collection
+        self.writers = writers
+        self.written = Metrics.counter(METRICS_NAMESPACE, f"mongo_{collection}_written")
 
     def setup(self) -> None:
-        self.client = MongoClient(self.mongo_uri, tz_aware=True)
-        self.db = self.client[self.database]
+        self.client = MongoClient(
+            self.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=MONGO_SELECTION_TIMEOUT_MS
+        )
+        self.pool = ThreadPoolExecutor(self.writers, thread_name_prefix=f"mongo-{self.collection}")
+
+    def start_bundle(self) -> None:
+        self.in_flight: list[Future] = []
+
+    def process(self, lines):
+        documents = [orjson.loads(line) for line in lines]
+        write = insert_mail_requests if self.collection == MAIL_OUTBOX else upsert_if_newer
+        self.in_flight.append(self.pool.submit(write, self.client[self.database][self.collection], documents))
+        if len(self.in_flight) >= 2 * self.writers:  # bounded: at most 2 × writers batches in memory
+            self._drain(keep=self.writers)
+
+    def finish_bundle(self) -> None:
+        self._drain(keep=0)
+
+    def _drain(self, keep: int) -> None:
+        while len(self.in_flight) > keep:
+            self.written.inc(self.in_flight.pop(0).result())
 
     def teardown(self) -> None:
+        self.pool.shutdown(wait=True)
         self.client.close()
-
-
-class WriteLatestState(_MongoWriter):
-    """Batch of ValidEvent → latest deactivation and latest site per project + site (one bulk each)."""
-
-    def __init__(self, mongo_uri: str, database: str) -> None:
-        super().__init__(mongo_uri, database)
-        self.deactivations = Metrics.counter(METRICS_NAMESPACE, f"mongo_{DEACTIVATIONS}_written")
-        self.sites = Metrics.counter(METRICS_NAMESPACE, f"mongo_{SITES}_written")
-
-    def process(self, batch):
-        events: list[ValidEvent] = batch.items
-        deactivations = latest_per_site([state_document(e.deactivation) for e in events])
-        sites = latest_per_site([state_document(e.site, _contact_fields(e.contact)) for e in events])
-        self.deactivations.inc(upsert_if_newer(self.db[DEACTIVATIONS], deactivations))
-        self.sites.inc(upsert_if_newer(self.db[SITES], sites))
-
-
-def _contact_fields(contact: dict[str, str] | None) -> dict[str, Any]:
-    """The admin contact, kept in MongoDB `sites` for the dashboard (never in the warehouse)."""
-    if contact is None:
-        return {"admin_email": None, "first_name": None, "last_name": None}
-    return {
-        "admin_email": contact["email"],
-        "first_name": contact["first_name"],
-        "last_name": contact["last_name"],
-    }
-
-
-class WriteMailRequests(_MongoWriter):
-    """Batch of outbox requests → mail_outbox; an existing request (maybe already sent) is left alone."""
-
-    def __init__(self, mongo_uri: str, database: str) -> None:
-        super().__init__(mongo_uri, database)
-        self.written = Metrics.counter(METRICS_NAMESPACE, f"mongo_{MAIL_OUTBOX}_written")
-
-    def process(self, batch):
-        operations = [
-            UpdateOne(
-                {"_id": request["_id"]},
-                {"$setOnInsert": {**request, "received_at": parse_timestamp(request["received_at"])}},
-                upsert=True,
-            )
-            for request in batch.items
-        ]
-        result = self.db[MAIL_OUTBOX].bulk_write(operations, ordered=False)
-        self.written.inc(result.upserted_count)

@@ -5,22 +5,28 @@ ParseEnvelopes turns a group into batches of envelopes (a few thousand records p
 Beam's per-element cost and the staging writes are paid per batch, not per event or file); every
 later step maps a batch to a smaller batch and sends each record it rejects, with a typed reason,
 to the tagged output ``dead_letters``. A record leaves the main path at its first problem, so every
-record read ends up as exactly one valid event or exactly one dead letter.
+record read ends up as exactly one valid event or exactly one dead letter, and no record, whatever
+it holds, can raise out of a step (an unexpected error becomes that step's dead letter).
 
-    RawFileGroup ─ParseEnvelopes─▶ ValidateProjects ─▶ ValidateReasons ─▶ CleanSiteFields ─▶ ValidEvent
-                         │                 │                   │                  │            batches
-                    unparseable     unknown_project      invalid_reason     invalid_field
+    RawFileGroup ─ParseEnvelopes─▶ DropErasedSites ─▶ ValidateProjects ─▶ ValidateReasons ─▶
+                         │                │                  │                  │
+                    unparseable         erased        unknown_project     invalid_reason
+
+        ─▶ CleanSiteFields ─▶ DropDuplicates ─▶ ValidEvent batches ─▶ RequestMailSync
+                  │                 │
+            invalid_field       duplicate
+
+The per-record logic lives in shaping.py (pure, tested without Beam); the steps here apply it with
+one generic "check, count, tag" DoFn.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import pickle
-import re
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -28,158 +34,141 @@ import orjson
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from deactivation.dead_letters import DeadLetterType
-from deactivation.projects import Project, normalise_hash
+from beam.elements import (
+    DEAD_LETTERS,
+    METRICS_NAMESPACE,
+    Batch,
+    DeadLetter,
+    ProjectRules,
+    RawFileContent,
+    ValidEvent,
+)
+from beam.shaping import (
+    Mark,
+    Source,
+    first_of_each_event_id,
+    first_of_each_resend,
+    is_erased,
+    mail_requests,
+    mark_of,
+    project_problem,
+    reason_of,
+    record_problem,
+    shape_event,
+)
+from deactivation.dead_letters import DEAD_LETTER_TYPES, DeadLetterType
+from deactivation.erasure import ErasureRegister
+from deactivation.projects import normalise_hash
 from deactivation.raw_store import split_records
-from deactivation.reasons import THEME_SWITCH
 from deactivation.redaction import redacted_envelope, redacted_text
-from deactivation.site_fields import FieldError, major_minor, section, to_bool, to_bytes, to_count, to_text
+from deactivation.settings import Settings
+from deactivation.site_fields import FieldError
 
-DEAD_LETTERS = "dead_letters"
-METRICS_NAMESPACE = "deactivation"
-
-UNPARSEABLE = DeadLetterType.UNPARSEABLE.value
-UNKNOWN_PROJECT = DeadLetterType.UNKNOWN_PROJECT.value
-INVALID_REASON = DeadLetterType.INVALID_REASON.value
-INVALID_FIELD = DeadLetterType.INVALID_FIELD.value
+log = logging.getLogger(__name__)
 
 DEFAULT_RECORDS_PER_BATCH = 2000
+DEFAULT_DUPLICATE_WINDOW_MINUTES: int = Settings.model_fields["DUPLICATE_WINDOW_MINUTES"].default
 #: Gen-0 threshold of the cyclic garbage collector on workers (CPython's default is 700).
 GC_GEN0_THRESHOLD = 100_000
-
-_EVENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_RECEIVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-_ERROR_ID_NAMESPACE = uuid.UUID("6f1d8c1e-3b0a-4c4e-9a57-5d2f0f3d9b11")
-_DETAIL_VALUE_CHARS = 80
-
-
-# --- Elements ---------------------------------------------------------------------------------------
-class RawFileContent(NamedTuple):
-    """One raw file as read at the pipeline's edge."""
-
-    raw_hour: str  # the hour folder, YYYY-MM-DDTHH
-    raw_file: str  # path relative to RAW_STORE_URL
-    data: bytes
+#: Groups per hour the duplicate checks shuffle marks into (each group is checked on one worker).
+DUPLICATE_SHARDS = 16
+_DUPLICATES = "duplicates"
+#: ((raw_hour, shard), [Mark as a plain tuple]): what the duplicate checks shuffle.
+_ShardOfMarks = tuple[tuple[str, int], list[tuple]]
+#: The detail of an `erased` dead letter, which keeps nothing else of the record.
+ERASED_DETAIL = "erased on request"
 
 
-class RawFileGroup(NamedTuple):
-    """Raw files of one hour read as one element."""
+# --- The generic step: check, count, tag -------------------------------------------------------------
+class Rejected(NamedTuple):
+    """What a check returns for a record it rejects."""
 
-    raw_hour: str
-    files: list[RawFileContent]
-
-
-class Batch(NamedTuple):
-    """Records of one hour that travel together; each item starts with its source (raw_file,
-    raw_line). batch_id is deterministic (first file of the group + position), so a retried bundle
-    rewrites the same staging file instead of adding one."""
-
-    batch_id: str
-    raw_hour: str
-    items: list
-
-
-class BulkCoder(beam.coders.Coder):
-    """Pickles like Beam's fallback coder, but estimates an element's size without pickling it.
-
-    Beam samples element sizes for its metrics by encoding elements; for multi-megabyte groups and
-    batches that cost about a third of the pipeline's CPU (measured), for a number nobody reads.
-    """
-
-    def encode(self, value: Any) -> bytes:
-        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-
-    def decode(self, encoded: bytes) -> Any:
-        return pickle.loads(encoded)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def estimate_size(self, value: Any) -> int:
-        return 1024 * len(value[-1])  # a rough kilobyte per record or file
-
-
-beam.coders.registry.register_coder(RawFileGroup, BulkCoder)
-beam.coders.registry.register_coder(Batch, BulkCoder)
-
-
-class DeadLetter(NamedTuple):
-    error_type: str
+    error_type: DeadLetterType
     detail: str
-    raw_hour: str
-    raw_file: str
-    raw_line: int
-    raw_envelope: str
-    event_id: str | None = None
     project_hash: str | None = None
-    received_at: str | None = None
+    keep_content: bool = True  # False: the dead letter keeps no envelope (an erased site)
 
-    @property
-    def error_id(self) -> str:
-        """The same bad record gives the same id on every run (one dead letter per file line)."""
-        return str(uuid.uuid5(_ERROR_ID_NAMESPACE, f"{self.raw_file}#{self.raw_line}"))
 
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "error_id": self.error_id,
-            "raw_hour": hour_timestamp(self.raw_hour),
-            "error_type": self.error_type,
-            "detail": self.detail,
-            "raw_file": self.raw_file,
-            "raw_line": self.raw_line,
-            "event_id": self.event_id,
-            "project_hash": self.project_hash,
-            "received_at": self.received_at,
-            "raw_envelope": self.raw_envelope,
+#: A check: (item, raw_hour, *side inputs) → the item for the next step, or Rejected.
+Check = Callable[..., Any]
+
+
+def _stored_envelope(envelope: dict) -> str:
+    """The envelope as a dead letter keeps it: personal fields redacted; "" if it cannot be written
+    (nested deeper than orjson writes: the raw store keeps the original at raw_file/raw_line)."""
+    try:
+        return orjson.dumps(redacted_envelope(envelope)).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return ""
+
+
+def _dead_letter(rejected: Rejected, raw_hour: str, source: Source, envelope: dict) -> DeadLetter:
+    raw_file, raw_line = source
+    return DeadLetter(
+        error_type=rejected.error_type.value,
+        detail=rejected.detail,
+        raw_hour=raw_hour,
+        raw_file=raw_file,
+        raw_line=raw_line,
+        raw_envelope=_stored_envelope(envelope) if rejected.keep_content else "",
+        event_id=envelope["event_id"],
+        project_hash=rejected.project_hash,
+        received_at=envelope["received_at"],
+    )
+
+
+def _project_hash_of(item: tuple) -> str | None:
+    return item[2].hash if len(item) > 2 and isinstance(item[2], ProjectRules) else None
+
+
+class CheckEach(beam.DoFn):
+    """Applies one check to every item of a batch (items start with source and envelope): keeps
+    what the check returns, turns a Rejected into a typed dead letter on the tagged output, counts
+    both. Any other exception is the last resort: the record becomes a dead letter of the step's
+    own type naming only the exception's class, never an error that fails the bundle."""
+
+    def __init__(self, check: Check, error_type: DeadLetterType) -> None:
+        self.check = check
+        self.error_type = error_type
+        self.rejected = {
+            kind: Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{kind}") for kind in DEAD_LETTER_TYPES
         }
 
+    def process(self, batch, *side_inputs):
+        kept = []
+        for item in batch.items:
+            try:
+                outcome = self.check(item, batch.raw_hour, *side_inputs)
+            except Exception as error:  # the last resort: one record never fails an hour
+                outcome = self._unexpected(item, error)
+            if outcome.__class__ is Rejected:
+                self.rejected[outcome.error_type.value].inc()
+                yield pvalue.TaggedOutput(DEAD_LETTERS, _dead_letter(outcome, batch.raw_hour, *item[:2]))
+            else:
+                kept.append(outcome)
+        if kept:
+            yield batch._replace(items=kept)
 
-class ValidEvent(NamedTuple):
-    """A record that passed every check: its warehouse rows and the admin contact (MongoDB only)."""
-
-    deactivation: dict[str, Any]
-    site: dict[str, Any]
-    contact: dict[str, str] | None
-
-
-@dataclass(frozen=True)
-class ProjectRules:
-    """What the pipeline needs of a registered project (the side input, built once per run)."""
-
-    hash: str
-    kind: str
-    reasons: dict[str, str]  # every valid reason id → label
-    custom_fields: tuple[str, ...]
-    mail_lists: tuple[tuple[str, str], ...]  # (provider, list_id)
-
-    @classmethod
-    def from_project(cls, project: Project) -> ProjectRules:
-        reasons = dict(project.reasons)
-        if project.kind != "theme":
-            reasons.pop(THEME_SWITCH)  # only a theme switch may carry no reason
-        return cls(
-            hash=project.hash,
-            kind=project.kind,
-            reasons=reasons,
-            custom_fields=tuple(project.custom_fields),
-            mail_lists=tuple((m.provider, m.list_id) for m in project.mail_integrations),
+    def _unexpected(self, item: tuple, error: Exception) -> Rejected:
+        raw_file, raw_line = item[0]
+        # The class only: an exception's message may quote the sender's text.
+        log.warning("%s#%d: %s in %s", raw_file, raw_line, type(error).__name__, self.error_type.value)
+        return Rejected(
+            self.error_type,
+            f"could not be read ({type(error).__name__})",
+            _project_hash_of(item),
+            # A record whose erasure check failed may be of an erased site: keep nothing of it.
+            keep_content=self.error_type is not DeadLetterType.ERASED,
         )
 
 
-def registry_rules(registry: dict[str, Project]) -> dict[str, ProjectRules]:
-    return {project_hash: ProjectRules.from_project(p) for project_hash, p in registry.items()}
+def _checked(batches, check: Check, error_type: DeadLetterType, *side_inputs):
+    """batches | CheckEach(check) with the tagged outputs `batches` and `dead_letters`."""
+    step = beam.ParDo(CheckEach(check, error_type), *side_inputs).with_output_types(Batch)
+    return batches | step.with_outputs(DEAD_LETTERS, main="batches")
 
 
-def hour_timestamp(raw_hour: str) -> str:
-    """YYYY-MM-DDTHH → the envelope timestamp format, so every timestamp column casts alike."""
-    return f"{raw_hour}:00:00.000000Z"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _DETAIL_VALUE_CHARS else text[: _DETAIL_VALUE_CHARS - 3] + "..."
-
-
+# --- Step 1: parse envelopes -------------------------------------------------------------------------
 def _batch_ids(first_raw_file: str) -> Iterator[str]:
     file_key = hashlib.sha1(first_raw_file.encode()).hexdigest()[:20]
     number = 0
@@ -188,53 +177,19 @@ def _batch_ids(first_raw_file: str) -> Iterator[str]:
         number += 1
 
 
-def _dead_letter(
-    error_type: str,
-    detail: str,
-    batch: Batch,
-    source: tuple[str, int],
-    envelope: dict,
-    project_hash: str | None = None,
-) -> DeadLetter:
-    raw_file, raw_line = source
-    return DeadLetter(
-        error_type=error_type,
-        detail=detail,
-        raw_hour=batch.raw_hour,
-        raw_file=raw_file,
-        raw_line=raw_line,
-        raw_envelope=orjson.dumps(redacted_envelope(envelope)).decode(),
-        event_id=envelope["event_id"],
-        project_hash=project_hash,
-        received_at=envelope["received_at"],
-    )
-
-
-# --- Step 2: parse envelopes -------------------------------------------------------------------------
-def envelope_problem(envelope: Any, raw_hour: str) -> str | None:
-    """Why a decoded record is not a deactivation envelope of its hour folder, or None."""
-    if not isinstance(envelope, dict):
-        return "not a JSON object"
-    event_id = envelope.get("event_id")
-    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
-        return "event_id missing or not a UUID"
-    received_at = envelope.get("received_at")
-    if not isinstance(received_at, str) or not _RECEIVED_AT.match(received_at):
-        return "received_at missing or not YYYY-MM-DDTHH:MM:SS.ffffffZ"
-    if received_at[:13] != raw_hour:
-        return f"received_at {received_at} lies outside its hour folder {raw_hour}"
-    if envelope.get("route") != "deactivate":
-        return f"route {_shown(envelope.get('route'))} is not deactivate"
-    if not isinstance(envelope.get("body"), dict):
-        return "body missing or not an object"
-    return None
+def _parsed(text: bytes, raw_hour: str) -> tuple[Any, str | None]:
+    """(envelope, None) or (None, why the record is no envelope of this hour)."""
+    try:
+        return record_problem(text, raw_hour)
+    except Exception as error:  # the last resort: one record never fails an hour
+        return None, f"could not be read ({type(error).__name__})"
 
 
 class _ParseFileGroup(beam.DoFn):
     def __init__(self, records_per_batch: int) -> None:
         self.records_per_batch = records_per_batch
         self.records = Metrics.counter(METRICS_NAMESPACE, "records_read")
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{UNPARSEABLE}")
+        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{DeadLetterType.UNPARSEABLE}")
 
     def setup(self) -> None:
         # A batch allocates hundreds of thousands of small dicts that stay alive until the bundle
@@ -246,16 +201,12 @@ class _ParseFileGroup(beam.DoFn):
     def process(self, group):
         batch_ids = _batch_ids(group.files[0].raw_file)
         raw_hour = group.raw_hour
-        items: list[tuple[tuple[str, int], dict]] = []
+        items: list[tuple[Source, dict]] = []
         read = 0
         for content in group.files:
             for raw_line, text in split_records(content.raw_file, content.data):
                 read += 1
-                try:
-                    envelope = orjson.loads(text)
-                    problem = envelope_problem(envelope, raw_hour)
-                except orjson.JSONDecodeError:
-                    problem = "not valid JSON"
+                envelope, problem = _parsed(text, raw_hour)
                 if problem:
                     self.rejected.inc()
                     dead = self._unparseable(content, raw_line, text, problem)
@@ -272,7 +223,7 @@ class _ParseFileGroup(beam.DoFn):
     @staticmethod
     def _unparseable(content: RawFileContent, raw_line: int, text: bytes, problem: str) -> DeadLetter:
         return DeadLetter(
-            error_type=UNPARSEABLE,
+            error_type=DeadLetterType.UNPARSEABLE.value,
             detail=problem,
             raw_hour=content.raw_hour,
             raw_file=content.raw_file,
@@ -293,38 +244,43 @@ class ParseEnvelopes(beam.PTransform):
         return files | parse.with_outputs(DEAD_LETTERS, main="batches")
 
 
-# --- Step 3: validate the project --------------------------------------------------------------------
-def project_problem(body_hash: Any, registry: dict[str, ProjectRules]) -> tuple[str | None, str | None]:
-    """(normalised hash or None, why it is not a registered project or None)."""
-    if body_hash is None or body_hash == "":
-        return None, "hash missing"
-    if body_hash.__class__ is str and body_hash in registry:
-        return body_hash, None
+# --- Step 2: drop erased sites -----------------------------------------------------------------------
+def _check_erasure(item: tuple, raw_hour: str, erasures: ErasureRegister) -> Any:
+    if not (erasures.site_keys or erasures.email_keys):
+        return item  # nothing was ever erased: no hash to normalise
+    _source, envelope = item
+    body = envelope["body"]
+    body_hash = body.get("hash")
     try:
-        normalised = normalise_hash(body_hash)
+        project_hash = normalise_hash(body_hash) if isinstance(body_hash, str) else None
     except ValueError:
-        return None, f"hash {_shown(body_hash)} is not a UUID"
-    if normalised not in registry:
-        return normalised, f"project {normalised} is not registered"
-    return normalised, None
+        project_hash = None
+    if project_hash and is_erased(body, project_hash, erasures):
+        return Rejected(DeadLetterType.ERASED, ERASED_DETAIL, project_hash, keep_content=False)
+    return item
 
 
-class _ValidateProjects(beam.DoFn):
-    def __init__(self) -> None:
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{UNKNOWN_PROJECT}")
+class DropErasedSites(beam.PTransform):
+    """Batch of (source, envelope) → the same without erased sites; → `erased`, without content.
 
-    def process(self, batch, registry):
-        kept = []
-        for source, envelope in batch.items:
-            project_hash, problem = project_problem(envelope["body"].get("hash"), registry)
-            if problem:
-                self.rejected.inc()
-                dead = _dead_letter(UNKNOWN_PROJECT, problem, batch, source, envelope, project_hash)
-                yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-                continue
-            kept.append((source, envelope, registry[project_hash]))
-        if kept:
-            yield batch._replace(items=kept)
+    Checked before anything else reads the body, for registered and unregistered projects alike, so
+    no later dead letter keeps an erased site's envelope either."""
+
+    def __init__(self, erasures: pvalue.AsSingleton) -> None:
+        super().__init__()
+        self.erasures = erasures
+
+    def expand(self, batches):
+        return _checked(batches, _check_erasure, DeadLetterType.ERASED, self.erasures)
+
+
+# --- Step 3: validate the project --------------------------------------------------------------------
+def _check_project(item: tuple, raw_hour: str, registry: dict[str, ProjectRules]) -> Any:
+    source, envelope = item
+    project_hash, problem = project_problem(envelope["body"].get("hash"), registry)
+    if problem:
+        return Rejected(DeadLetterType.UNKNOWN_PROJECT, problem, project_hash)
+    return source, envelope, registry[project_hash]
 
 
 class ValidateProjects(beam.PTransform):
@@ -335,215 +291,169 @@ class ValidateProjects(beam.PTransform):
         self.registry = registry
 
     def expand(self, batches):
-        validate = beam.ParDo(_ValidateProjects(), self.registry).with_output_types(Batch)
-        return batches | validate.with_outputs(DEAD_LETTERS, main="batches")
+        return _checked(batches, _check_project, DeadLetterType.UNKNOWN_PROJECT, self.registry)
 
 
 # --- Step 4: validate the reason ---------------------------------------------------------------------
-def reason_of(body: dict[str, Any], rules: ProjectRules) -> tuple[str | None, str | None]:
-    """(reason id, None) for a valid reason, else (None, why not). A theme switch has no reason."""
-    reason_id = body.get("reason_id")
-    if reason_id is None or reason_id == "":
-        if rules.kind == "theme":
-            return THEME_SWITCH, None
-        return None, "reason_id missing"
-    if isinstance(reason_id, str) and reason_id in rules.reasons:
-        return reason_id, None
-    return None, f"reason_id {_shown(reason_id)} is neither built-in nor registered for this project"
-
-
-class _ValidateReasons(beam.DoFn):
-    def __init__(self) -> None:
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{INVALID_REASON}")
-
-    def process(self, batch):
-        kept = []
-        for source, envelope, rules in batch.items:
-            reason_id, problem = reason_of(envelope["body"], rules)
-            if problem:
-                self.rejected.inc()
-                dead = _dead_letter(INVALID_REASON, problem, batch, source, envelope, rules.hash)
-                yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-                continue
-            kept.append((source, envelope, rules, reason_id))
-        if kept:
-            yield batch._replace(items=kept)
+def _check_reason(item: tuple, raw_hour: str) -> Any:
+    source, envelope, rules = item
+    reason_id, problem = reason_of(envelope["body"], rules)
+    if problem:
+        return Rejected(DeadLetterType.INVALID_REASON, problem, rules.hash)
+    return source, envelope, rules, reason_id
 
 
 class ValidateReasons(beam.PTransform):
     """Batch of (source, envelope, rules) → Batch of (…, reason_id); → `invalid_reason`."""
 
     def expand(self, batches):
-        validate = beam.ParDo(_ValidateReasons()).with_output_types(Batch)
-        return batches | validate.with_outputs(DEAD_LETTERS, main="batches")
+        return _checked(batches, _check_reason, DeadLetterType.INVALID_REASON)
 
 
 # --- Step 5: clean and cast the site fields, shape the rows ------------------------------------------
-def _free_text(field: str, value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    raise FieldError(field, value, "text")
+def _check_fields(item: tuple, raw_hour: str) -> Any:
+    source, envelope, rules, reason_id = item
+    try:
+        return source, shape_event(raw_hour, envelope, rules, reason_id)
+    except FieldError as error:
+        return Rejected(DeadLetterType.INVALID_FIELD, str(error), rules.hash)
 
 
-def _site_url(body: dict[str, Any]) -> str:
-    url = to_text("url", body.get("url"))
-    if not url:
-        raise FieldError("url", body.get("url"), "a site URL")
-    return url.rstrip("/")  # https://a.example and https://a.example/ are the same site
+class CleanSiteFields(beam.PTransform):
+    """Batch of (source, envelope, rules, reason_id) → Batch of (source, ValidEvent); → `invalid_field`."""
+
+    def expand(self, batches):
+        return _checked(batches, _check_fields, DeadLetterType.INVALID_FIELD)
 
 
-def _custom_fields(extra: dict[str, Any], whitelist: tuple[str, ...]) -> str:
-    if not whitelist or not extra:
-        return "{}"
-    kept = {key: extra[key] for key in whitelist if key in extra}
-    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()
+# --- Step 6: drop duplicates -------------------------------------------------------------------------
+def _shard(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) % DUPLICATE_SHARDS
 
 
-def _contact(body: dict[str, Any]) -> dict[str, str] | None:
-    email = body.get("admin_email")
-    if not isinstance(email, str) or "@" not in email:
-        return None
-    return {
-        "email": email.strip(),
-        "first_name": to_text("first_name", body.get("first_name")) or "",
-        "last_name": to_text("last_name", body.get("last_name")) or "",
-    }
-
-
-def shape_event(raw_hour: str, envelope: dict, rules: ProjectRules, reason_id: str) -> ValidEvent:
-    """The deactivation and site rows of one validated envelope; FieldError names a bad field."""
-    body = envelope["body"]
-    server, wp = section(body, "server"), section(body, "wp")
-    shared = {
-        "event_id": envelope["event_id"],
-        "raw_hour": hour_timestamp(raw_hour),
-        "received_at": envelope["received_at"],
-        "project_hash": rules.hash,
-        "site_url": _site_url(body),
-        "sdk_client": to_text("client", body.get("client")),
-        "is_local": to_bool("is_local", body.get("is_local")),
-        **_environment(body, server, wp),
-    }
-    return ValidEvent(
-        _deactivation_row(shared, body, rules, reason_id),
-        _site_row(shared, body, server, wp, rules),
-        _contact(body),
-    )
-
-
-def _environment(body: dict[str, Any], server: dict[str, Any], wp: dict[str, Any]) -> dict[str, Any]:
-    """Versions, locale and server: the columns both tables share."""
-    # Legacy SDKs (v1.1 and earlier) send the project version as `version`, no `project_version`.
-    project_version = body.get("project_version", body.get("version"))
-    wp_version = to_text("wp.version", wp.get("version"))
-    php_version = to_text("server.php_version", server.get("php_version"))
-    return {
-        "project_version": to_text("project_version", project_version),
-        "wp_version": wp_version,
-        "wp_version_mm": major_minor(wp_version),
-        "php_version": php_version,
-        "php_version_mm": major_minor(php_version),
-        "mysql_version": to_text("server.mysql_version", server.get("mysql_version")),
-        "locale": to_text("wp.locale", wp.get("locale")),
-        "server_software": to_text("server.software", server.get("software")),
-    }
-
-
-def _deactivation_row(
-    shared: dict[str, Any], body: dict[str, Any], rules: ProjectRules, reason_id: str
-) -> dict[str, Any]:
-    return {
-        **shared,
-        "project_kind": rules.kind,
-        "reason_id": reason_id,
-        "reason_label": rules.reasons[reason_id],
-        "reason_info": _free_text("reason_info", body.get("reason_info")),
-        "sdk_generation": "v2" if "project_version" in body else "legacy",
-    }
-
-
-def _site_row(
-    shared: dict[str, Any],
-    body: dict[str, Any],
-    server: dict[str, Any],
-    wp: dict[str, Any],
-    rules: ProjectRules,
-) -> dict[str, Any]:
-    return {
-        **shared,
-        "site_name": to_text("site", body.get("site")),
-        "php_max_upload_size_bytes": to_bytes(
-            "server.php_max_upload_size", server.get("php_max_upload_size")
-        ),
-        "php_default_timezone": to_text("server.php_default_timezone", server.get("php_default_timezone")),
-        "php_soap": to_bool("server.php_soap", server.get("php_soap")),
-        "php_fsockopen": to_bool("server.php_fsockopen", server.get("php_fsockopen")),
-        "php_curl": to_bool("server.php_curl", server.get("php_curl")),
-        "wp_memory_limit_bytes": to_bytes("wp.memory_limit", wp.get("memory_limit")),
-        "wp_debug_mode": to_bool("wp.debug_mode", wp.get("debug_mode")),
-        "wp_multisite": to_bool("wp.multisite", wp.get("multisite")),
-        "theme_slug": to_text("wp.theme_slug", wp.get("theme_slug") or body.get("theme")),
-        "theme_name": to_text("wp.theme_name", wp.get("theme_name")),
-        "theme_version": to_text("wp.theme_version", wp.get("theme_version")),
-        "users_total": to_count("users.total", section(body, "users").get("total")),
-        "active_plugins": to_count("active_plugins", body.get("active_plugins")),
-        "inactive_plugins": to_count("inactive_plugins", body.get("inactive_plugins")),
-        "tracking_skipped": to_bool("tracking_skipped", body.get("tracking_skipped")),
-        "custom_fields": _custom_fields(section(body, "extra"), rules.custom_fields),
-    }
-
-
-class _CleanSiteFields(beam.DoFn):
-    def __init__(self) -> None:
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{INVALID_FIELD}")
-        self.valid = Metrics.counter(METRICS_NAMESPACE, "valid_events")
+class _MarkEvents(beam.DoFn):
+    """Batch of (source, ValidEvent) → ((raw_hour, shard of the event_id), [Mark as a plain tuple])."""
 
     def process(self, batch):
+        shards: dict[int, list[tuple]] = {}
+        for source, event in batch.items:
+            mark = mark_of(source, event)
+            shards.setdefault(_shard(mark.event_id), []).append(tuple(mark))
+        for shard, marks in shards.items():
+            yield (batch.raw_hour, shard), marks
+
+
+class _FirstOfEachEventId(beam.DoFn):
+    """Marks of one event_id shard → the kept ones keyed by the shard of their answer; the other
+    copies → (source, detail) on the tagged output `duplicates`."""
+
+    def process(self, element):
+        (raw_hour, _shard_number), mark_lists = element
+        kept, duplicates = first_of_each_event_id(Mark(*mark) for marks in mark_lists for mark in marks)
+        for mark, (raw_file, raw_line) in duplicates:
+            yield pvalue.TaggedOutput(_DUPLICATES, (mark.source, f"same event_id as {raw_file}#{raw_line}"))
+        by_answer: dict[int, list[tuple]] = {}
+        for mark in kept:
+            by_answer.setdefault(_shard(mark.answer), []).append(tuple(mark))
+        for shard, marks in by_answer.items():
+            yield (raw_hour, shard), marks
+
+
+class _FirstOfEachAnswer(beam.DoFn):
+    """Marks of one answer shard → (source, detail) of each re-send within the window."""
+
+    def __init__(self, window_minutes: int) -> None:
+        self.window_minutes = window_minutes
+
+    def process(self, element):
+        _key, mark_lists = element
+        marks = (Mark(*mark) for marks in mark_lists for mark in marks)
+        _kept, duplicates = first_of_each_resend(marks, self.window_minutes)
+        for mark, (raw_file, raw_line) in duplicates:
+            yield mark.source, f"same answer within {self.window_minutes} minutes as {raw_file}#{raw_line}"
+
+
+class _DropMarked(beam.DoFn):
+    """Batch of (source, ValidEvent) → Batch of ValidEvent without the duplicates (same batch id);
+    each duplicate → a `duplicate` dead letter naming the copy kept."""
+
+    def __init__(self) -> None:
+        self.valid = Metrics.counter(METRICS_NAMESPACE, "valid_events")
+        self.rejected = Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{DeadLetterType.DUPLICATE}")
+
+    def process(self, batch, duplicates):
         kept = []
-        for source, envelope, rules, reason_id in batch.items:
-            try:
-                kept.append(shape_event(batch.raw_hour, envelope, rules, reason_id))
-            except FieldError as error:
-                self.rejected.inc()
-                dead = _dead_letter(INVALID_FIELD, str(error), batch, source, envelope, rules.hash)
-                yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
+        for source, event in batch.items:
+            detail = duplicates.get(source) if duplicates else None
+            if detail is None:
+                kept.append(event)
+                continue
+            self.rejected.inc()
+            yield pvalue.TaggedOutput(DEAD_LETTERS, _duplicate(batch.raw_hour, source, event, detail))
         self.valid.inc(len(kept))
         if kept:
             yield batch._replace(items=kept)
 
 
-class CleanSiteFields(beam.PTransform):
-    """Batch of (source, envelope, rules, reason_id) → Batch of ValidEvent; → `invalid_field`."""
+def _duplicate(raw_hour: str, source: Source, event: ValidEvent, detail: str) -> DeadLetter:
+    # No envelope: the copy kept is in history, and the raw store holds this one at its source.
+    row = event.deactivation
+    return DeadLetter(
+        error_type=DeadLetterType.DUPLICATE.value,
+        detail=detail,
+        raw_hour=raw_hour,
+        raw_file=source[0],
+        raw_line=source[1],
+        raw_envelope="",
+        event_id=row["event_id"],
+        project_hash=row["project_hash"],
+        received_at=row["received_at"],
+    )
+
+
+class DropDuplicates(beam.PTransform):
+    """Batch of (source, ValidEvent) → {'batches': Batches of ValidEvent with each event once,
+    'dead_letters': a `duplicate` dead letter for every other copy}.
+
+    Exact re-sends: the same event_id in the run (e.g. a raw file stored twice) counts once, the copy
+    with the smallest (raw_file, raw_line) kept. Repeated answers: the same project + site + reason +
+    free text within `window_minutes` of the last one kept, in the same hour, counts once.
+
+    Only small marks (source, event_id, received_at, a digest of the answer) are shuffled, by
+    event_id and then by answer, so the decisions do not depend on how bundles were cut; the
+    events stay in their batches, which then drop what was decided (a side input as large as the
+    run's duplicates).
+    """
+
+    def __init__(self, window_minutes: int) -> None:
+        super().__init__()
+        self.window_minutes = window_minutes
 
     def expand(self, batches):
-        clean = beam.ParDo(_CleanSiteFields()).with_output_types(Batch)
-        return batches | clean.with_outputs(DEAD_LETTERS, main="batches")
+        by_event_id = (
+            batches
+            | "MarkEvents" >> beam.ParDo(_MarkEvents()).with_output_types(_ShardOfMarks)
+            | "GroupByEventId" >> beam.GroupByKey()
+            | "FirstOfEachEventId"
+            >> beam.ParDo(_FirstOfEachEventId())
+            .with_output_types(_ShardOfMarks)
+            .with_outputs(_DUPLICATES, main="kept")
+        )
+        duplicates = [by_event_id[_DUPLICATES]]
+        if self.window_minutes > 0:
+            duplicates.append(
+                by_event_id.kept
+                | "GroupByAnswer" >> beam.GroupByKey()
+                | "FirstOfEachAnswer" >> beam.ParDo(_FirstOfEachAnswer(self.window_minutes))
+            )
+        marked = duplicates | "AllDuplicates" >> beam.Flatten()
+        dropped = batches | "DropMarked" >> beam.ParDo(
+            _DropMarked(), beam.pvalue.AsDict(marked)
+        ).with_output_types(Batch).with_outputs(DEAD_LETTERS, main="batches")
+        return {"batches": dropped.batches, DEAD_LETTERS: dropped.dead_letters}
 
 
 # --- Mail-sync requests ------------------------------------------------------------------------------
-def mail_requests(event: ValidEvent, rules: ProjectRules) -> list[dict[str, Any]]:
-    """One outbox request per mail list of the project, for events that carry a contact."""
-    if event.contact is None:
-        return []
-    row = event.deactivation
-    return [
-        {
-            "_id": f"{row['event_id']}:{provider}:{list_id}",
-            "event_id": row["event_id"],
-            "project_hash": row["project_hash"],
-            "site_url": row["site_url"],
-            "provider": provider,
-            "list_id": list_id,
-            "contact": event.contact,
-            "received_at": row["received_at"],
-            "status": "pending",
-        }
-        for provider, list_id in rules.mail_lists
-    ]
-
-
 class _RequestMailSync(beam.DoFn):
     def __init__(self) -> None:
         self.requested = Metrics.counter(METRICS_NAMESPACE, "mail_requests")
@@ -571,26 +481,46 @@ class RequestMailSync(beam.PTransform):
 # --- The whole path ----------------------------------------------------------------------------------
 class ProcessDeactivations(beam.PTransform):
     """RawFileGroups → {'events': Batches of ValidEvent,
-    'mail_requests': Batches of outbox requests, 'dead_letters': DeadLetter}."""
+    'mail_requests': Batches of outbox requests, 'dead_letters': DeadLetter}.
 
-    def __init__(self, registry: pvalue.AsSingleton, records_per_batch: int = DEFAULT_RECORDS_PER_BATCH):
+    `registry` is the AsSingleton side input of {hash: ProjectRules}, `erasures` that of the run's
+    deactivation.erasure.ErasureRegister.
+    """
+
+    def __init__(
+        self,
+        registry: pvalue.AsSingleton,
+        erasures: pvalue.AsSingleton,
+        *,
+        records_per_batch: int = DEFAULT_RECORDS_PER_BATCH,
+        duplicate_window_minutes: int = DEFAULT_DUPLICATE_WINDOW_MINUTES,
+    ):
         super().__init__()
+        if not isinstance(erasures, pvalue.AsSideInput):
+            raise TypeError("ProcessDeactivations(registry, erasures, ...): erasures must be a side input")
         self.registry = registry
+        self.erasures = erasures
         self.records_per_batch = records_per_batch
+        self.duplicate_window_minutes = duplicate_window_minutes
 
     def expand(self, files):
         parsed = files | "ParseEnvelopes" >> ParseEnvelopes(self.records_per_batch)
-        projects = parsed.batches | "ValidateProjects" >> ValidateProjects(self.registry)
+        kept = parsed.batches | "DropErasedSites" >> DropErasedSites(self.erasures)
+        projects = kept.batches | "ValidateProjects" >> ValidateProjects(self.registry)
         reasons = projects.batches | "ValidateReasons" >> ValidateReasons()
-        events = reasons.batches | "CleanSiteFields" >> CleanSiteFields()
+        shaped = reasons.batches | "CleanSiteFields" >> CleanSiteFields()
+        unique = shaped.batches | "DropDuplicates" >> DropDuplicates(self.duplicate_window_minutes)
+        events = unique["batches"]
         dead_letters = (
             parsed.dead_letters,
+            kept.dead_letters,
             projects.dead_letters,
             reasons.dead_letters,
-            events.dead_letters,
+            shaped.dead_letters,
+            unique[DEAD_LETTERS],
         ) | "AllDeadLetters" >> beam.Flatten()
         return {
-            "events": events.batches,
-            "mail_requests": events.batches | "RequestMailSync" >> RequestMailSync(self.registry),
+            "events": events,
+            "mail_requests": events | "RequestMailSync" >> RequestMailSync(self.registry),
             DEAD_LETTERS: dead_letters,
         }

@@ -1,7 +1,9 @@
 """The BigQuery warehouse: the production side of deactivation.warehouse, same interface as DuckDB.
 
-How an hour slice is replaced (``replace_hours``): each table's incoming rows are loaded (a Parquet
-load job) into a staging table (in dataset `<dataset>_staging`, whose tables expire after
+How an hour slice is replaced (``replace_hours`` from in-memory frames, ``replace_hours_from_files``
+from Parquet files the pipeline's workers staged, which BigQuery reads itself: one load job from the
+``gs://`` URIs, so the rows never pass through the caller): each table's incoming rows are loaded
+(a Parquet load job) into a staging table (in dataset `<dataset>_staging`, whose tables expire after
 6 hours should a run crash before dropping them), then ONE multi-statement transaction deletes the
 ``raw_hour`` slices of every table and inserts the staged rows, and commits. Either every table
 shows the new hours or none does; an empty slice simply deletes.
@@ -20,14 +22,16 @@ Unqualified table names in our SQL resolve to the configured dataset (``default_
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import re
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 STAGING_LIFETIME = timedelta(hours=6)  # then BigQuery drops a staging table a crashed run left
 DEFAULT_RETRY_TIMEOUT = 600.0  # the client library's own default; tests shorten it
+MAX_LOAD_URIS = 10_000  # BigQuery's limit of source URIs per load job
 
 
 class BigQueryWarehouse:
@@ -73,14 +78,44 @@ class BigQueryWarehouse:
         log.debug("ensured %d tables in %s", len(tables), self.dataset_id)
 
     def replace_hours(self, hours: Sequence[datetime], frames: Mapping[str, pa.Table]) -> dict[str, int]:
+        loads = {
+            name: functools.partial(self._load_frame, ALL_TABLES[name], frame)
+            for name, frame in frames.items()
+            if name in ALL_TABLES and frame.num_rows
+        }
+        self._replace(hours, list(frames), loads)
+        return {name: frame.num_rows for name, frame in frames.items()}
+
+    def replace_hours_from_files(
+        self, hours: Sequence[datetime], staged: Mapping[str, Sequence[str]]
+    ) -> dict[str, int]:
+        loads = {
+            name: functools.partial(self._load_files, ALL_TABLES[name], list(paths))
+            for name, paths in staged.items()
+            if name in ALL_TABLES and paths
+        }
+        return self._replace(hours, list(staged), loads)
+
+    def _replace(
+        self, hours: Sequence[datetime], names: Sequence[str], loads: Mapping[str, Callable[[str], int]]
+    ) -> dict[str, int]:
+        """Load each table's rows into a staging table, then ONE transaction deletes the hours'
+        slices of every table in `names` and inserts the staged rows. Returns rows per table."""
         from google.cloud import bigquery
 
-        if not frames:
+        unknown = [name for name in names if name not in ALL_TABLES]
+        if unknown:
+            raise WarehouseError(f"unknown warehouse table {unknown[0]!r}")
+        if not names:
             return {}
         hour_values = [hour.astimezone(UTC) for hour in hours]
-        with self._staged(frames) as staged:
+        written = dict.fromkeys(names, 0)
+        with self._staging_tables() as staged:
+            for name, load in loads.items():
+                staged[name] = f"{self._staging_dataset}.{name}_{uuid.uuid4().hex}"
+                written[name] = load(staged[name])
             statements = []
-            for name in frames:
+            for name in names:
                 statements.append(f"DELETE FROM `{name}` WHERE raw_hour IN UNNEST(@hours)")
                 if name in staged:
                     columns = ", ".join(f"`{c}`" for c in ALL_TABLES[name].column_names)
@@ -90,7 +125,7 @@ class BigQueryWarehouse:
             parameters = [bigquery.ArrayQueryParameter("hours", "TIMESTAMP", hour_values)]
             with self._errors("the hour replacement, nothing changed"):
                 self._run(_transaction(statements), parameters)
-        return {name: frame.num_rows for name, frame in frames.items()}
+        return written
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         with self._errors("the query"):
@@ -101,6 +136,17 @@ class BigQueryWarehouse:
                 warnings.filterwarnings("ignore", "Retrieving DataFrames", PendingDeprecationWarning)
                 frame = rows.to_dataframe(create_bqstorage_client=False)
         return _like_duckdb(frame)
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, rows_per_batch: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """The query's rows as Arrow record batches of at most `rows_per_batch`, page by page of
+        the client's row iterator: memory holds about one page whatever the result's size."""
+        with self._errors("the query"):
+            rows = self._run(sql, _parameters(sql, params))
+            for page in rows.to_arrow_iterable():
+                for start in range(0, page.num_rows, rows_per_batch):
+                    yield page.slice(start, rows_per_batch)
 
     def run_script(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
         script = _transaction(statements)
@@ -220,39 +266,72 @@ class BigQueryWarehouse:
         return self.staging_dataset_id
 
     @contextlib.contextmanager
-    def _staged(self, frames: Mapping[str, pa.Table]) -> Iterator[dict[str, str]]:
-        """Load each non-empty frame into a staging table of its own; drop them all afterwards."""
+    def _staging_tables(self) -> Iterator[dict[str, str]]:
+        """A dict the caller fills with table name → staging table id; all dropped afterwards."""
         staged: dict[str, str] = {}
         try:
-            for name, frame in frames.items():
-                if name not in ALL_TABLES:
-                    raise WarehouseError(f"unknown warehouse table {name!r}")
-                if frame.num_rows:
-                    staged[name] = self._load_staging(ALL_TABLES[name], frame)
             yield staged
         finally:
             for staging in staged.values():
                 with contextlib.suppress(Exception):  # it expires anyway; never hide the real error
                     self.client.delete_table(staging, not_found_ok=True)
 
-    def _load_staging(self, table: Table, frame: pa.Table) -> str:
-        """Load one frame (as Parquet) into a new staging table and return its full id."""
+    def _load_config(self, table: Table, write_disposition: str):
         from google.cloud import bigquery
 
-        staging = f"{self._staging_dataset}.{table.name}_{uuid.uuid4().hex}"
+        return bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=write_disposition,
+            schema=_schema(table, staging=True),
+        )
+
+    def _load_frame(self, table: Table, frame: pa.Table, staging: str) -> int:
+        """Load one in-memory frame (as Parquet) into the staging table `staging`."""
+        from google.cloud import bigquery
+
         nullable = pa.schema([field.with_nullable(True) for field in arrow_schema(table)])
         parquet = io.BytesIO()
         pq.write_table(frame.select(table.column_names).cast(nullable), parquet)
         parquet.seek(0)
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            schema=_schema(table, staging=True),
-        )
+        config = self._load_config(table, bigquery.WriteDisposition.WRITE_TRUNCATE)
         with self._errors(f"the load of {table.name} rows, nothing changed"):
             job = self.client.load_table_from_file(parquet, staging, job_config=config)
             job.result(retry=self._retry)
-        return staging
+        return frame.num_rows
+
+    def _load_files(self, table: Table, paths: list[str], staging: str) -> int:
+        """Load staged Parquet files into the staging table `staging` without reading them here.
+
+        gs:// URIs: load jobs from the URIs (BigQuery reads them; at most MAX_LOAD_URIS per job).
+        Local paths: on the emulator, which runs on this machine, as file:// URIs the same way; on
+        BigQuery itself (a local run writing to a real dataset) one streamed upload per file.
+        """
+        from google.cloud import bigquery
+
+        loaded = 0
+        with self._errors(f"the load of staged {table.name} files, nothing changed"):
+            remote = all(path.startswith("gs://") for path in paths)
+            if remote or self.endpoint is not None:
+                uris = paths if remote else [f"file://{Path(path).resolve()}" for path in paths]
+                for start in range(0, len(uris), MAX_LOAD_URIS):
+                    disposition = "WRITE_TRUNCATE" if start == 0 else "WRITE_APPEND"
+                    job = self.client.load_table_from_uri(
+                        uris[start : start + MAX_LOAD_URIS],
+                        staging,
+                        job_config=self._load_config(table, disposition),
+                    )
+                    job.result(retry=self._retry)
+                    loaded += job.output_rows or 0
+                return loaded
+            for number, path in enumerate(paths):
+                disposition = bigquery.WriteDisposition.WRITE_TRUNCATE if number == 0 else "WRITE_APPEND"
+                with open(path, "rb") as parquet:
+                    job = self.client.load_table_from_file(
+                        parquet, staging, job_config=self._load_config(table, disposition)
+                    )
+                    job.result(retry=self._retry)
+                loaded += job.output_rows or 0
+        return loaded
 
 
 def _emulator_url(host: str) -> str:

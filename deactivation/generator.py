@@ -47,6 +47,9 @@ DEMO_PROJECTS: list[Project] = [
     Project(hash="3c4d5e6f-7a8b-4c9d-8e0f-a1b2c3d4e5f6", name="Nordic Blocks Theme", kind="theme"),
 ]
 
+#: Sites each project's events come from, at the least (more when an hour has more events).
+MIN_SITES_PER_PROJECT = 400
+
 #: A hash no project is registered under: its events must end as `unknown_project` dead letters.
 UNKNOWN_PROJECT_HASH = "deadbeef-0000-4000-8000-000000000000"
 
@@ -190,6 +193,9 @@ def generate_events(
     if not projects:
         raise ValueError("at least one project is needed")
     rng = random.Random(seed)
+    # Sites repeat within a project (latest state per site is less than history), but a large hour
+    # comes from as many sites as it has events, as real traffic does, not mostly from re-sends.
+    sites = max(MIN_SITES_PER_PROJECT, events_per_hour)
     first_hour = hour_floor(start_hour)
     weights = [PROJECT_WEIGHTS[i] if i < len(PROJECT_WEIGHTS) else 1 for i in range(len(projects))]
     envelopes: list[dict[str, Any]] = []
@@ -203,7 +209,7 @@ def generate_events(
         for offset in offsets:
             received_at = hour + timedelta(microseconds=offset)
             project_index = rng.choices(range(len(projects)), weights)[0]
-            maker = _EventMaker(rng, projects[project_index], project_index, newest_released)
+            maker = _EventMaker(rng, projects[project_index], project_index, newest_released, sites)
             body, truth_event = maker.valid_event(received_at)
             bad_kind = _bad_kind(rng, projects[project_index])
             if bad_kind:
@@ -277,15 +283,18 @@ def _weighted(rng: random.Random, pairs: Sequence[tuple[Any, int]]) -> Any:
 class _EventMaker:
     """Draws one SDK body for a project; keeps the draw order fixed so seeds stay reproducible."""
 
-    def __init__(self, rng: random.Random, project: Project, index: int, newest_released: bool) -> None:
+    def __init__(
+        self, rng: random.Random, project: Project, index: int, newest_released: bool, sites: int
+    ) -> None:
         self.rng = rng
         self.project = project
         self.index = index
         self.newest_released = newest_released
+        self.sites = sites
 
     def valid_event(self, received_at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
         rng = self.rng
-        site_number = rng.randrange(400)
+        site_number = rng.randrange(self.sites)
         domain = f"site-{self.index}-{site_number:03d}.example.com"
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         version = self._project_version()

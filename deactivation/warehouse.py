@@ -7,7 +7,7 @@ and transpiled by sqlglot for DuckDB. Which warehouse is used is decided by WARE
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Protocol
@@ -31,6 +31,14 @@ class Warehouse(Protocol):
 
     def replace_hours(self, hours: Sequence[datetime], frames: Mapping[str, pa.Table]) -> dict[str, int]:
         """Atomically replace the raw_hour slices `hours` of each table with the given rows."""
+        ...
+
+    def replace_hours_from_files(
+        self, hours: Sequence[datetime], staged: Mapping[str, Sequence[str]]
+    ) -> dict[str, int]:
+        """As replace_hours, with each table's rows in Parquet files (local paths or gs:// URIs) of
+        the warehouse schema, which the warehouse reads itself: the rows never pass through this
+        process. Returns the rows loaded per table."""
         ...
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -72,6 +80,11 @@ def rows_to_arrow(table: Table, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
+def _sql_text(value: str) -> str:
+    """A string literal (file paths go into read_parquet's list, which takes no parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _duckdb_param(value: Any) -> Any:
     if isinstance(value, (list, tuple, set)):
         return [_duckdb_param(v) for v in value]
@@ -110,27 +123,62 @@ class DuckDBWarehouse:
                 connection.execute(f'CREATE TABLE IF NOT EXISTS "{table.name}" ({columns})')
 
     def replace_hours(self, hours: Sequence[datetime], frames: Mapping[str, pa.Table]) -> dict[str, int]:
+        def insert_frame(connection, name: str, column_list: str) -> int:
+            connection.register("incoming_rows", frames[name])
+            connection.execute(
+                f'INSERT INTO "{name}" ({column_list}) SELECT {column_list} FROM incoming_rows'
+            )
+            connection.unregister("incoming_rows")
+            return frames[name].num_rows
+
+        return self._replace(hours, list(frames), insert_frame)
+
+    def replace_hours_from_files(
+        self, hours: Sequence[datetime], staged: Mapping[str, Sequence[str]]
+    ) -> dict[str, int]:
+        for name, paths in staged.items():
+            remote = [p for p in paths if "://" in p]
+            if remote:
+                raise WarehouseError(
+                    f"DuckDB loads staged {name} rows from local files, got {remote[0]}: "
+                    "stage locally (--rows_staging_location) or use BigQuery"
+                )
+
+        def insert_files(connection, name: str, column_list: str) -> int:
+            if not staged[name]:
+                return 0
+            files = ", ".join(_sql_text(path) for path in staged[name])
+            inserted = connection.execute(
+                f'INSERT INTO "{name}" ({column_list}) SELECT {column_list} FROM read_parquet([{files}])'
+            ).fetchone()
+            return int(inserted[0]) if inserted else 0
+
+        return self._replace(hours, list(staged), insert_files)
+
+    def _replace(self, hours: Sequence[datetime], names: Sequence[str], insert) -> dict[str, int]:
+        """Delete the hours' slice of each table in `names` and `insert` its rows, in ONE transaction."""
+        unknown = [name for name in names if name not in ALL_TABLES]
+        if unknown:
+            raise WarehouseError(f"unknown warehouse table {unknown[0]!r}")
+        import duckdb
+
         hour_values = [h.astimezone(UTC) for h in hours]
         written: dict[str, int] = {}
         with self._lock, self._connect() as connection:
             connection.execute("BEGIN TRANSACTION")
             try:
-                for name, frame in frames.items():
-                    table = ALL_TABLES[name]
+                for name in names:
                     connection.execute(
                         f'DELETE FROM "{name}" WHERE raw_hour IN (SELECT UNNEST($hours))',
                         {"hours": hour_values},
                     )
-                    connection.register("incoming_rows", frame)
-                    column_list = ", ".join(f'"{c}"' for c in table.column_names)
-                    connection.execute(
-                        f'INSERT INTO "{name}" ({column_list}) SELECT {column_list} FROM incoming_rows'
-                    )
-                    connection.unregister("incoming_rows")
-                    written[name] = frame.num_rows
+                    column_list = ", ".join(f'"{c}"' for c in ALL_TABLES[name].column_names)
+                    written[name] = insert(connection, name, column_list)
                 connection.execute("COMMIT")
-            except Exception:
+            except Exception as exc:
                 connection.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise WarehouseError(f"the hour replacement failed, nothing changed: {exc}") from exc
                 raise
         return written
 
@@ -142,6 +190,22 @@ class DuckDBWarehouse:
             try:
                 bound = {k: _duckdb_param(v) for k, v in (params or {}).items()}
                 return connection.execute(translated, bound or None).df()
+            except duckdb.Error as exc:
+                raise WarehouseError(f"query failed: {exc}") from exc
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, rows_per_batch: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """The query's rows as Arrow record batches of at most `rows_per_batch`, streamed: memory
+        holds one batch whatever the result's size (the connection stays open until exhausted)."""
+        import duckdb
+
+        translated = to_duckdb_sql(sql)
+        with self._connect() as connection:
+            try:
+                bound = {k: _duckdb_param(v) for k, v in (params or {}).items()}
+                # A relation's reader streams; one over an executed DB-API result copies it first.
+                yield from connection.sql(translated, params=bound or None).to_arrow_reader(rows_per_batch)
             except duckdb.Error as exc:
                 raise WarehouseError(f"query failed: {exc}") from exc
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 from prefect import task
 from pydantic import BaseModel, Field
 
+from beam.hour_lock import HoursLockedError
 from deactivation.dead_letters import DEAD_LETTER_TYPES
 from deactivation.hours import (
     describe_hours,
@@ -99,7 +100,19 @@ def resolve_range(start_hour: str, end_hour: str, max_hours: int) -> list[dateti
 # --- I/O tasks ----------------------------------------------------------------------------------------
 
 
-@task(name="run-beam-pipeline", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
+def retry_unless_hours_locked(task, task_run, state) -> bool:
+    """Retry a failed pipeline run, except one that already waited PIPELINE_LOCK_WAIT_SECONDS for
+    hours another run holds: it fails at once, naming the holder, instead of waiting again."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    return not (error is not None and isinstance(error.__cause__, HoursLockedError))
+
+
+@task(
+    name="run-beam-pipeline",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_hours_locked,
+)
 def run_beam_pipeline(hours: list[datetime]) -> PipelineSummary:
     """One Beam job over the window; a failure names the hours and the cause."""
     from beam.pipeline import run_pipeline

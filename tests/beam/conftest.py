@@ -14,7 +14,7 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from beam.transforms import registry_rules
+from beam.elements import registry_rules
 from deactivation.envelope import make_envelope
 from deactivation.projects import MailIntegration, Project
 

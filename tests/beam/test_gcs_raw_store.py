@@ -21,7 +21,8 @@ def test_pipeline_reads_hour_folders_from_gcs(settings, mongo_db, sdk_captures, 
         upsert_project(mongo_db, project)
     body = sdk_captures["004-v2x-found-better-plugin"]["body"]
     store = open_raw_store(gcs_settings)
-    store.write_envelopes("deactivate", [kit.envelope(body, minute=m) for m in range(3)])
+    events = [kit.envelope({**body, "reason_info": f"text {m}"}, minute=m) for m in range(3)]
+    store.write_envelopes("deactivate", events)
     store.write_envelopes("deactivate", [kit.envelope({**body, "reason_id": "made-up"}, minute=5)])
 
     summary = run_pipeline(gcs_settings, [kit.hour])

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from deactivation.bigquery_warehouse import BigQueryWarehouse
@@ -157,7 +158,6 @@ def test_a_failing_replace_changes_no_table(warehouse) -> None:
     broken_sites = site_rows(HOUR_A, 1)
     broken_sites[0]["site_url"] = None  # a REQUIRED column: the warehouse refuses the row
 
-    # DuckDBWarehouse lets DuckDB's own error through; BigQueryWarehouse wraps BigQuery's.
     with pytest.raises((WarehouseError, duckdb.Error), match=r"(?i)null"):
         warehouse.replace_hours(
             [HOUR_A],
@@ -286,3 +286,67 @@ def _merged(*parts: dict) -> dict:
     import pyarrow as pa
 
     return {name: pa.concat_tables([part[name] for part in parts]) for name in parts[0]}
+
+
+# --- Loads from staged files (the pipeline's path: rows never pass through the caller) ------------
+
+
+def staged_files(directory, table_frames: dict, parts: int = 2) -> dict[str, list[str]]:
+    """Each frame written as `parts` Parquet files, the way pipeline workers stage them."""
+    staged: dict[str, list[str]] = {}
+    for name, frame in table_frames.items():
+        paths = []
+        size = -(-frame.num_rows // parts) or 1
+        for number, start in enumerate(range(0, frame.num_rows, size)):
+            path = directory / f"{name}-{number}.parquet"
+            pq.write_table(frame.slice(start, size), path)
+            paths.append(str(path))
+        staged[name] = paths
+    return staged
+
+
+def test_replace_hours_from_files_equals_replace_hours_from_frames(warehouse, tmp_path) -> None:
+    warehouse.ensure_tables()
+    warehouse.replace_hours([HOUR_A], frames(HOUR_A, 5))
+    from_frames = {name: contents(warehouse, name) for name in ("deactivations", "sites", "hour_loads")}
+    warehouse.replace_hours([HOUR_A], frames(HOUR_A, 2, run="stale"))
+
+    written = warehouse.replace_hours_from_files([HOUR_A], staged_files(tmp_path, frames(HOUR_A, 5)))
+
+    assert written == {"deactivations": 5, "sites": 5, "hour_loads": 1}
+    assert {name: contents(warehouse, name) for name in from_frames} == from_frames
+
+
+def test_a_table_without_staged_files_has_its_hours_emptied(warehouse, tmp_path) -> None:
+    warehouse.ensure_tables()
+    warehouse.replace_hours([HOUR_A, HOUR_B], _merged(frames(HOUR_A, 3), frames(HOUR_B, 2)))
+
+    written = warehouse.replace_hours_from_files(
+        [HOUR_A], {**staged_files(tmp_path, deactivations(HOUR_A, 1, "second")), "sites": []}
+    )
+
+    assert written == {"deactivations": 1, "sites": 0}
+    assert event_ids(warehouse, HOUR_A) == ["2026110110-second-0"]
+    assert len(event_ids(warehouse, HOUR_B)) == 2
+    assert len(contents(warehouse, "sites")) == 2  # HOUR_B's only
+
+
+def test_a_failing_load_from_files_changes_no_table(warehouse, tmp_path) -> None:
+    warehouse.ensure_tables()
+    warehouse.replace_hours([HOUR_A], frames(HOUR_A, 3))
+    before = {name: contents(warehouse, name) for name in ("deactivations", "sites", "hour_loads")}
+    staged = staged_files(tmp_path, frames(HOUR_A, 4, run="second"))
+    staged["hour_loads"].append(str(tmp_path / "missing.parquet"))  # the last table's load fails
+
+    with pytest.raises(WarehouseError, match=r"missing\.parquet"):
+        warehouse.replace_hours_from_files([HOUR_A], staged)
+    assert {name: contents(warehouse, name) for name in before} == before
+
+
+def test_duckdb_refuses_remote_staged_files_with_a_clear_error(tmp_path) -> None:
+    warehouse = DuckDBWarehouse(str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables()
+    with pytest.raises(WarehouseError, match=r"local files, got gs://bucket/run/deactivations/0\.parquet"):
+        warehouse.replace_hours_from_files(
+            [HOUR_A], {"deactivations": ["gs://bucket/run/deactivations/0.parquet"]}
+        )

@@ -151,3 +151,79 @@ def test_the_warehouse_check_names_each_inconsistent_hour(demo_hours: list[datet
         f"hour {second}: no hour_loads row",
         f"hours {first}..{second} (2 hours): pipeline wrote 3 deactivations rows, the warehouse holds 2",
     ]
+
+
+def test_the_artifact_reports_duplicate_and_erased_dead_letters(
+    demo_data: Settings, demo_hours: list[datetime], mongo_db
+):
+    from deactivation.dead_letters import DEAD_LETTER_TYPES, DeadLetterType
+    from deactivation.erasure import ERASURES, erasure_key, site_key
+    from deactivation.generator import generate_events
+    from deactivation.raw_store import open_raw_store
+
+    hour = demo_hours[0]
+    resent, erased = [
+        e
+        for e in generate_events(seed=11, start_hour=hour, hours=1, events_per_hour=12).envelopes
+        if e["body"].get("url") and e["body"].get("hash")
+    ][:2]
+    open_raw_store(demo_data).write_envelopes("deactivate", [resent])  # the same event_id again
+    erased_key = site_key(erasure_key(demo_data), erased["body"]["hash"].lower(), erased["body"]["url"])
+    mongo_db[ERASURES].insert_one({"_id": erased_key, "kind": "site"})
+
+    report = deactivation_pipeline(hour=label(hour), hours=1)
+
+    counts = markdown_counts(latest_artifact_markdown(PIPELINE_KEY))
+    held = open_warehouse(demo_data).query(
+        "SELECT error_type, COUNT(*) AS n FROM deactivation_errors GROUP BY error_type"
+    )
+    in_warehouse = dict(zip(held["error_type"], held["n"].astype(int), strict=True))
+    for kind in DEAD_LETTER_TYPES:
+        assert int(counts[f"dead letters: {kind}"]) == in_warehouse.get(kind, 0) == report.dead_letters[kind]
+    assert report.dead_letters[DeadLetterType.DUPLICATE] >= 1
+    assert report.dead_letters[DeadLetterType.ERASED] >= 1
+
+
+def test_every_deployment_carries_a_concurrency_limit():
+    from pathlib import Path
+
+    import yaml
+
+    prefect_yaml = Path(__file__).resolve().parents[2] / "prefect.yaml"
+    deployments = yaml.safe_load(prefect_yaml.read_text())["deployments"]
+    assert {d["name"]: d.get("concurrency_limit") for d in deployments} == dict.fromkeys(
+        (d["name"] for d in deployments), 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("failure", "attempts"),
+    [
+        (ConnectionError("raw store unreachable"), 3),  # retried: it may be transient
+        (None, 1),  # hours held by another run: it already waited, so it fails at once
+    ],
+)
+def test_a_run_blocked_by_another_is_not_retried(
+    flow_settings: Settings, monkeypatch: pytest.MonkeyPatch, failure, attempts
+):
+    import beam.pipeline
+    from beam.hour_lock import HoursLockedError
+    from flows import tasks
+
+    calls = []
+
+    def blocked(settings, hours, **_options):
+        calls.append(hours)
+        raise failure or HoursLockedError(
+            "hours 2026-11-20T03 are being processed by another run: held by h:1:a"
+        )
+
+    monkeypatch.setattr(beam.pipeline, "run_pipeline", blocked)
+    monkeypatch.setattr(tasks.run_beam_pipeline, "retry_delay_seconds", [0, 0])
+
+    state = deactivation_pipeline(hour="2026-11-20T03", hours=1, return_state=True)
+
+    assert state.is_failed()
+    assert len(calls) == attempts
+    if failure is None:
+        assert "held by h:1:a" in state.message
