@@ -206,6 +206,7 @@ _EXPLAINERS: dict[str, Callable[[BaseException], tuple[str, int] | None]] = {
     "pydantic_core._pydantic_core.ValidationError": _validation,
     "prefect.exceptions.ParameterTypeError": _usage,
     "beam.pipeline.PipelineError": _run_failed,
+    "beam.hour_lock.HoursLockedError": _run_failed,
     "flows.tasks.PipelineRunError": _run_failed,
     "flows.tasks.VerificationError": _run_failed,
     "httpx.ConnectError": _prefect_unreachable,

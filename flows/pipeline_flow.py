@@ -13,7 +13,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from deactivation.hours import describe_hours, format_hour
+from deactivation.hours import DEFAULT_WINDOW_HOURS, describe_hours, format_hour
 from flows.artifacts import PIPELINE_KEY, PipelineRunReport, failure_markdown, pipeline_markdown, publish
 from flows.tasks import (
     HourText,
@@ -32,7 +32,7 @@ MAX_WINDOW_HOURS = 24 * 31
 @flow(name="deactivation-pipeline")
 def deactivation_pipeline(
     hour: HourText | None = None,
-    hours: Annotated[int, Field(ge=1, le=MAX_WINDOW_HOURS)] = 2,
+    hours: Annotated[int, Field(ge=1, le=MAX_WINDOW_HOURS)] = DEFAULT_WINDOW_HOURS,
 ) -> PipelineRunReport:
     """Process `hours` raw hours ending at `hour` (YYYY-MM-DDTHH, UTC); default: the last 2 complete hours."""
     started = time.perf_counter()

@@ -185,6 +185,16 @@ def test_an_unexpected_error_is_one_line_that_points_at_debug():
     )
 
 
+def test_a_failed_or_locked_pipeline_run_is_one_line_and_exit_1():
+    from beam.hour_lock import HoursLockedError
+    from beam.pipeline import StateWriteError
+
+    locked = HoursLockedError("hours 2026-11-28T04..2026-11-28T05 are held by host:42:ab12cd34")
+    assert explain(locked) == (str(locked), EXIT_FAILED)
+    state = StateWriteError("the warehouse holds 2026-11-28T05; MongoDB failed: re-run the hour")
+    assert explain(state) == (str(state), EXIT_FAILED)
+
+
 def test_the_deepest_known_cause_is_reported():
     from pymongo.errors import ServerSelectionTimeoutError
 
