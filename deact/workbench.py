@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pymongo.errors import PyMongoError
 
+from deactivation.mongo import connect
+from deactivation.projects import list_projects as registered_projects
 from deactivation.redaction import mask_free_text
 from deactivation.settings import Settings, get_settings
 from deactivation.warehouse import WarehouseError, open_warehouse
+from reports.registry import load_charts
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -120,8 +124,6 @@ def resolve_period(
 
 def load_chart(chart_id: str, *, charts_dir: Path | None = None, sql_dir: Path | None = None) -> Chart:
     """A chart of the registry (reports/charts) by id."""
-    from reports.registry import load_charts
-
     charts = {chart.id: chart for chart in load_charts(charts_dir, sql_dir)}
     if chart_id not in charts:
         raise WorkbenchError(f"no chart {chart_id!r} in the registry; known: {', '.join(sorted(charts))}")
@@ -130,8 +132,6 @@ def load_chart(chart_id: str, *, charts_dir: Path | None = None, sql_dir: Path |
 
 def chart_ids(*, charts_dir: Path | None = None, sql_dir: Path | None = None) -> list[str]:
     """The ids of every chart in the registry."""
-    from reports.registry import load_charts
-
     return sorted(chart.id for chart in load_charts(charts_dir, sql_dir))
 
 
@@ -216,11 +216,6 @@ def _explain(exc: WarehouseError, settings: Settings) -> WorkbenchError:
 
 
 def _registered_projects(settings: Settings) -> list[Project]:
-    from pymongo.errors import PyMongoError
-
-    from deactivation.mongo import connect
-    from deactivation.projects import list_projects as registered_projects
-
     client = connect(settings, timeout_ms=3000)
     try:
         return registered_projects(client[settings.MONGODB_DB])

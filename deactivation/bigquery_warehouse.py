@@ -37,6 +37,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from google.api_core.client_options import ClientOptions
+from google.api_core.exceptions import GoogleAPIError, NotFound, RetryError
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import GoogleAuthError
+from google.cloud import bigquery
+from google.cloud.bigquery import DEFAULT_RETRY
+from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
+from requests.exceptions import RequestException
 
 from deactivation.schemas import ALL_TABLES, Table
 from deactivation.warehouse import WarehouseError, arrow_schema, bigquery_param_type
@@ -101,7 +109,6 @@ class BigQueryWarehouse:
     ) -> dict[str, int]:
         """Load each table's rows into a staging table, then ONE transaction deletes the hours'
         slices of every table in `names` and inserts the staged rows. Returns rows per table."""
-        from google.cloud import bigquery
 
         unknown = [name for name in names if name not in ALL_TABLES]
         if unknown:
@@ -154,8 +161,6 @@ class BigQueryWarehouse:
             self._run(script, _parameters(script, params))
 
     def table_exists(self, name: str) -> bool:
-        from google.api_core.exceptions import NotFound
-
         with self._errors("a table lookup"):
             try:
                 self.client.get_table(self._table_id(name), retry=self._retry)
@@ -172,7 +177,6 @@ class BigQueryWarehouse:
         Starting a query job is retried by the client library for up to 10 minutes whatever
         `retry` says, so an unreachable endpoint is found here, by a call that honours it.
         """
-        from google.api_core.exceptions import NotFound
 
         client = self._new_client()
         # NotFound means reachable: ensure_tables creates the dataset
@@ -181,13 +185,9 @@ class BigQueryWarehouse:
         return client
 
     def _new_client(self):
-        from google.cloud import bigquery
-
         if self.endpoint is None:  # production: application default credentials
             with self._errors("the client's creation"):
                 return bigquery.Client(project=self.project)
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
 
         return bigquery.Client(
             project=self.project,
@@ -202,14 +202,12 @@ class BigQueryWarehouse:
     @cached_property
     def _retry(self):
         """Retry of each API call (transient errors, unreachable endpoint) up to retry_timeout."""
-        from google.cloud.bigquery import DEFAULT_RETRY
 
         return DEFAULT_RETRY.with_timeout(self.retry_timeout)
 
     @cached_property
     def _job_retry(self):
         """Retry of a whole query job; the client wants it longer than one call's retry."""
-        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
         return DEFAULT_JOB_RETRY.with_timeout(2 * self.retry_timeout)
 
@@ -218,7 +216,6 @@ class BigQueryWarehouse:
 
     def _run(self, sql: str, parameters: list):
         """Run one query or script job in the configured dataset and wait for its rows."""
-        from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(default_dataset=self.dataset_id, query_parameters=parameters)
         job = self.client.query(sql, job_config=config, retry=self._retry, job_retry=self._job_retry)
@@ -227,9 +224,6 @@ class BigQueryWarehouse:
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         """Turn the client's many exception types into one WarehouseError that says where and what."""
-        from google.api_core.exceptions import GoogleAPIError, RetryError
-        from google.auth.exceptions import GoogleAuthError
-        from requests.exceptions import RequestException
 
         where = f"BigQuery dataset {self.dataset_id}" + (f" at {self.endpoint}" if self.endpoint else "")
         try:
@@ -254,7 +248,6 @@ class BigQueryWarehouse:
     def _staging_dataset(self) -> str:
         """The dataset load jobs stage rows in, created once per instance. Its tables expire by
         themselves, so a crashed run leaves nothing behind for long, and none clutter the history."""
-        from google.cloud import bigquery
 
         dataset = bigquery.Dataset(self.staging_dataset_id)
         dataset.default_table_expiration_ms = int(STAGING_LIFETIME.total_seconds() * 1000)
@@ -277,8 +270,6 @@ class BigQueryWarehouse:
                     self.client.delete_table(staging, not_found_ok=True)
 
     def _load_config(self, table: Table, write_disposition: str):
-        from google.cloud import bigquery
-
         return bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=write_disposition,
@@ -287,7 +278,6 @@ class BigQueryWarehouse:
 
     def _load_frame(self, table: Table, frame: pa.Table, staging: str) -> int:
         """Load one in-memory frame (as Parquet) into the staging table `staging`."""
-        from google.cloud import bigquery
 
         nullable = pa.schema([field.with_nullable(True) for field in arrow_schema(table)])
         parquet = io.BytesIO()
@@ -306,7 +296,6 @@ class BigQueryWarehouse:
         Local paths: on the emulator, which runs on this machine, as file:// URIs the same way; on
         BigQuery itself (a local run writing to a real dataset) one streamed upload per file.
         """
-        from google.cloud import bigquery
 
         loaded = 0
         with self._errors(f"the load of staged {table.name} files, nothing changed"):
@@ -342,7 +331,6 @@ def _emulator_url(host: str) -> str:
 def _schema(table: Table, *, staging: bool = False) -> list:
     """The table's BigQuery schema. Staging columns are all NULLABLE: the INSERT into the real
     table is what enforces REQUIRED, with BigQuery's own error naming the column."""
-    from google.cloud import bigquery
 
     return [
         bigquery.SchemaField(
@@ -356,8 +344,6 @@ def _schema(table: Table, *, staging: bool = False) -> list:
 
 
 def _table_definition(table_id: str, table: Table):
-    from google.cloud import bigquery
-
     definition = bigquery.Table(table_id, schema=_schema(table))
     definition.description = table.description or None
     if table.partition_by:
@@ -380,7 +366,6 @@ def _parameters(sql: str, params: Mapping[str, Any] | None) -> list:
     A list becomes an ARRAY of its first element's type; an empty list is an ARRAY<STRING> and
     None a NULL STRING (BigQuery wants a type for every parameter).
     """
-    from google.cloud import bigquery
 
     parameters = []
     for name, value in (params or {}).items():

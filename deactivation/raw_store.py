@@ -339,7 +339,7 @@ class GcsRawStore(_RawStoreBase):
         # gcsfs.core's class, not `gcsfs.GCSFileSystem`: the latter, by default, is an
         # "experimental" subclass that first asks a gRPC API for the bucket's layout (zonal or
         # hierarchical), which waits 60 s against an emulator and which plain buckets never need.
-        from gcsfs.core import GCSFileSystem  # imported here: the collector on a local disk never needs it
+        from gcsfs.core import GCSFileSystem  # lazy: ~2 s, and a store on a local disk never needs it
 
         self.url = url.rstrip("/")
         # No listings cache: a reader must see files a collector wrote after its last listing.

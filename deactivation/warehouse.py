@@ -10,8 +10,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import sqlglot
@@ -43,6 +45,12 @@ class Warehouse(Protocol):
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run one BigQuery-dialect SELECT and return its rows."""
+        ...
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, rows_per_batch: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Run one BigQuery-dialect SELECT and stream its rows as Arrow record batches."""
         ...
 
     def run_script(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
@@ -101,8 +109,6 @@ class DuckDBWarehouse:
         self.path = path
 
     def _connect(self, read_only: bool = False):
-        import duckdb
-
         try:
             connection = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
@@ -111,8 +117,6 @@ class DuckDBWarehouse:
         return connection
 
     def ensure_tables(self, tables: Sequence[Table] = tuple(ALL_TABLES.values())) -> None:
-        from pathlib import Path
-
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self._connect() as connection:
             for table in tables:
@@ -160,8 +164,6 @@ class DuckDBWarehouse:
         unknown = [name for name in names if name not in ALL_TABLES]
         if unknown:
             raise WarehouseError(f"unknown warehouse table {unknown[0]!r}")
-        import duckdb
-
         hour_values = [h.astimezone(UTC) for h in hours]
         written: dict[str, int] = {}
         with self._lock, self._connect() as connection:
@@ -183,8 +185,6 @@ class DuckDBWarehouse:
         return written
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        import duckdb
-
         translated = to_duckdb_sql(sql)
         with self._connect() as connection:
             try:
@@ -198,8 +198,6 @@ class DuckDBWarehouse:
     ) -> Iterator[pa.RecordBatch]:
         """The query's rows as Arrow record batches of at most `rows_per_batch`, streamed: memory
         holds one batch whatever the result's size (the connection stays open until exhausted)."""
-        import duckdb
-
         translated = to_duckdb_sql(sql)
         with self._connect() as connection:
             try:
@@ -210,8 +208,6 @@ class DuckDBWarehouse:
                 raise WarehouseError(f"query failed: {exc}") from exc
 
     def run_script(self, statements: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
-        import duckdb
-
         with self._lock, self._connect() as connection:
             connection.execute("BEGIN TRANSACTION")
             try:
@@ -225,8 +221,6 @@ class DuckDBWarehouse:
                 raise WarehouseError(f"script failed, nothing changed: {exc}") from exc
 
     def table_exists(self, name: str) -> bool:
-        from pathlib import Path
-
         if not Path(self.path).exists():
             return False
         with self._connect() as connection:
@@ -254,6 +248,7 @@ def open_warehouse(settings: Settings) -> Warehouse:
     """The warehouse WAREHOUSE_URL names."""
     if settings.warehouse_kind == "duckdb":
         return DuckDBWarehouse(str(settings.duckdb_path))
+    # lazy: google-cloud-bigquery takes ~2 s to import and only a BigQuery warehouse needs it.
     from deactivation.bigquery_warehouse import BigQueryWarehouse
 
     project, dataset = settings.bigquery_project_dataset

@@ -30,6 +30,7 @@ from deactivation.hours import (
 )
 from deactivation.schemas import HISTORY_TABLES as HISTORY_TABLE_SCHEMAS
 from deactivation.settings import get_settings
+from deactivation.warehouse import open_warehouse
 
 if TYPE_CHECKING:
     from beam.pipeline import PipelineSummary
@@ -115,6 +116,7 @@ def retry_unless_hours_locked(task, task_run, state) -> bool:
 )
 def run_beam_pipeline(hours: list[datetime]) -> PipelineSummary:
     """One Beam job over the window; a failure names the hours and the cause."""
+    # lazy: Beam (~5 s) loads in the flow run that needs it, not when a deployment is registered.
     from beam.pipeline import run_pipeline
 
     try:
@@ -128,8 +130,6 @@ def run_beam_pipeline(hours: list[datetime]) -> PipelineSummary:
 @task(name="read-warehouse-counts", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
 def read_warehouse_counts(hours: list[datetime]) -> WarehouseCounts:
     """hour_loads rows and the actual table rows of these raw hours."""
-    from deactivation.warehouse import open_warehouse
-
     warehouse = open_warehouse(get_settings())
     params = {"hours": [hour_floor(h) for h in hours]}
     loads = warehouse.query(HOUR_LOADS_SQL, params)
@@ -140,8 +140,6 @@ def read_warehouse_counts(hours: list[datetime]) -> WarehouseCounts:
 @task(name="find-loaded-hours", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
 def find_loaded_hours(hours: list[datetime]) -> list[datetime]:
     """The hours that already have an hour_loads row (a backfill skips them when resuming)."""
-    from deactivation.warehouse import open_warehouse
-
     warehouse = open_warehouse(get_settings())
     if not warehouse.table_exists("hour_loads"):
         return []
@@ -152,6 +150,7 @@ def find_loaded_hours(hours: list[datetime]) -> list[datetime]:
 
 @task(name="build-analytics", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS)
 def build_analytics_task(since: datetime | None, full: bool) -> AnalyticsSummary:
+    # lazy: pandas and the aggregates load in the flow run that needs them, not at registration.
     from reports.analytics import build_analytics
 
     return build_analytics(get_settings(), since=since, full=full)
@@ -159,6 +158,7 @@ def build_analytics_task(since: datetime | None, full: bool) -> AnalyticsSummary
 
 @task(name="render-report", retries=1, retry_delay_seconds=10)
 def render_report_task(project: str | None, days: int | None, png: bool) -> ReportSummary:
+    # lazy: plotly loads in the flow run that renders, not at registration.
     from reports.render import render_report
 
     settings = get_settings()

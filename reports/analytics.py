@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.database import Database
 
+from deactivation.mongo import connect
 from deactivation.schemas import ALL_TABLES
 from deactivation.settings import Settings
 from deactivation.warehouse import Warehouse, open_warehouse
@@ -161,8 +162,6 @@ def _record_watermark(warehouse: Warehouse, plan: RebuildPlan) -> None:
 
 
 def _publish_all(settings: Settings, warehouse: Warehouse, plan: RebuildPlan) -> dict[str, int]:
-    from deactivation.mongo import connect
-
     client = connect(settings)
     try:
         database = client[settings.MONGODB_DB]

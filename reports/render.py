@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,9 +32,12 @@ from pathlib import Path
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
+import plotly.io as pio
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from plotly.offline import get_plotlyjs
 from pydantic import BaseModel
 
+from deactivation.mongo import connect
 from deactivation.projects import Project, load_registry, normalise_hash, resolve_project
 from deactivation.settings import Settings
 from deactivation.warehouse import Warehouse, open_warehouse
@@ -216,8 +220,6 @@ def _registry(
     """hash → project from MongoDB, and the project `wanted` names (by name or hash, through
     deactivation.projects.resolve_project; an unregistered hash that still has data is accepted too).
     A pymongo error (MongoDB unreachable) goes up: no report without names."""
-    from deactivation.mongo import connect
-
     client = connect(settings, timeout_ms=3000)
     try:
         database = client[settings.MONGODB_DB]
@@ -400,8 +402,6 @@ def _days_text(first: date, last: date) -> str:
 
 
 def _write_plotly_js(out_dir: Path) -> None:
-    from plotly.offline import get_plotlyjs
-
     path = out_dir / PLOTLY_FILE
     if not path.is_file():
         _replace(path, get_plotlyjs())
@@ -452,10 +452,8 @@ def _write_pngs(reports: list[ProjectReport], png_dir: Path) -> tuple[list[str],
     if chromium is None:
         log.warning("no Chromium found (Debian package chromium): PNGs skipped")
         return [], "chromium not found"
-    import warnings
-
+    # lazy: kaleido (~0.6 s) loads only when PNGs are asked for.
     import kaleido
-    import plotly.io as pio
 
     charts = [(r, c) for r in reports for c in r.charts]
     paths = [png_dir / Path(r.file_name).stem / f"{c.chart.id}.png" for r, c in charts]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deact.cli import add_json_option
 from deact.errors import CommandError
+from deact.preflight import require_mongo, require_warehouse
 from deactivation.settings import get_settings
 
 
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from deact.preflight import require_mongo, require_warehouse
+    # lazy: plotly and pandas (~1.3 s) load only when a report is rendered, not for `deact --help`.
     from reports.render import render_report
 
     if args.days is not None and args.days < 1:

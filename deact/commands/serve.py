@@ -23,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Imported here: the rest of the CLI never needs the server.
+    # lazy: the server loads only for `deact serve`; every other command starts without it.
     from granian import Granian
-    from granian.constants import Interfaces
-    from granian.http import HTTP1Settings
+    from granian.constants import Interfaces  # lazy: as above
+    from granian.http import HTTP1Settings  # lazy: as above
 
     settings = get_settings()
     port = args.port if args.port is not None else settings.PORT
