@@ -281,11 +281,6 @@ class Settings(BaseSettings):
         description="BigQuery emulator, host:port or base URL (tests and local experiments only; "
         "`deact stack up --emulators` prints it).",
     )
-    DEACT_GCP_INTEGRATION: bool = Field(
-        False,
-        description="Run the tests marked `gcp` against the real GCP_PROJECT (application default "
-        "credentials; they create and delete a scratch BigQuery dataset).",
-    )
 
     # --- Observability --------------------------------------------------------------------------
     LOG_LEVEL: str = Field("INFO", description="Python logging level.")

@@ -20,6 +20,28 @@ import pytest
 from deactivation.mongo import LocalMongoServer, connect
 from deactivation.settings import Settings
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--gcp-project",
+        default=None,
+        help="Run the tests marked `gcp` against this real Google Cloud project (application default "
+        "credentials; they create and delete a scratch BigQuery dataset).",
+    )
+
+
+@pytest.fixture
+def gcp_project(request: pytest.FixtureRequest) -> str:
+    """The real project `--gcp-project` names; the test is skipped (saying how) without one."""
+    project = request.config.getoption("--gcp-project")
+    if not project:
+        pytest.skip(
+            "needs a real Google Cloud project: pytest -m gcp --gcp-project PROJECT, with application "
+            "default credentials allowed to create BigQuery datasets"
+        )
+    return project
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
 

@@ -265,14 +265,8 @@ def test_open_warehouse_reaches_the_emulator_from_settings(bigquery_emulator, tm
 
 
 @pytest.mark.gcp
-def test_real_bigquery_project_round_trip() -> None:
-    settings = Settings()
-    if not settings.DEACT_GCP_INTEGRATION or not settings.GCP_PROJECT:
-        pytest.skip(
-            "needs a real Google Cloud project: set DEACT_GCP_INTEGRATION=1 and GCP_PROJECT, "
-            "with application default credentials allowed to create BigQuery datasets"
-        )
-    warehouse = BigQueryWarehouse(settings.GCP_PROJECT, f"deact_it_{uuid.uuid4().hex[:12]}")
+def test_real_bigquery_project_round_trip(gcp_project: str) -> None:
+    warehouse = BigQueryWarehouse(gcp_project, f"deact_it_{uuid.uuid4().hex[:12]}")
     try:
         warehouse.ensure_tables()
         warehouse.replace_hours([HOUR_A], frames(HOUR_A, 3))
