@@ -7,7 +7,10 @@ reported before anything was generated or processed.
 
 from __future__ import annotations
 
+from pymongo.database import Database
+
 from deact.errors import ServiceUnavailable, mongo_unreachable, without_credentials
+from deactivation.mongo import get_database
 from deactivation.raw_store import RawStoreError, open_raw_store
 from deactivation.settings import Settings
 
@@ -51,3 +54,9 @@ def require_writable_raw_store(settings: Settings) -> None:
             f"the raw store {without_credentials(settings.RAW_STORE_URL)} is not writable: {exc} "
             "(RAW_STORE_URL)"
         ) from exc
+
+
+def registry_database(settings: Settings) -> Database:
+    """The MongoDB database of the project registry, once MongoDB has answered (quickly)."""
+    require_mongo(settings)
+    return get_database(settings)

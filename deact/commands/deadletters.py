@@ -14,9 +14,8 @@ import argparse
 import json
 
 from deact.cli import add_json_option
-from deact.commands.projects import database
 from deact.errors import CommandError, ServiceUnavailable
-from deact.preflight import require_mongo, require_warehouse
+from deact.preflight import registry_database, require_mongo, require_warehouse
 from deactivation.dead_letters import DEAD_LETTER_TYPES
 from deactivation.hours import describe_hours, format_hour, parse_hour
 from deactivation.raw_store import open_raw_store
@@ -97,7 +96,7 @@ def project_hash_of(text: str) -> str:
     try:
         return normalise_hash(text)
     except ValueError:
-        return resolve_project(database(), text).hash
+        return resolve_project(registry_database(get_settings()), text).hash
 
 
 def project_names(settings: Settings) -> dict[str, str] | None:

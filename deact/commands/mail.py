@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
     sink = actions.add_parser("sink", help="Run the SMTP sink in the foreground; messages → .eml files.")
     sink.add_argument("--port", type=int, default=None, help="Default: 8025.")
-    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
     sink.add_argument("--dir", type=Path, default=None, help="Default: DATA_DIR/mail.")
     sink.set_defaults(handler=_sink)
 

@@ -11,7 +11,7 @@ import json
 from deact.cli import add_json_option
 from deact.commands.notify import describe_notifications, register_project_notify
 from deact.errors import CommandError
-from deact.preflight import require_mongo
+from deact.preflight import registry_database
 from deactivation.settings import get_settings
 
 PROJECT_ARGUMENT_HELP = "The project's name (case-insensitive) or hash."
@@ -117,15 +117,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_project_notify(actions)  # `projects notify`: lives with `deact notify`
 
 
-def database():
-    """The registry's MongoDB database, after checking (quickly) that MongoDB answers."""
-    from deactivation.mongo import get_database  # lazy: pymongo; keeps `deact --help` fast
-
-    settings = get_settings()
-    require_mongo(settings)
-    return get_database(settings)
-
-
 def _split(text: str, separator: str, option: str, shape: str) -> tuple[str, str]:
     key, found, value = text.partition(separator)
     if not found or not key.strip() or not value.strip():
@@ -170,7 +161,7 @@ def _add(args: argparse.Namespace) -> int:
         custom_fields=args.custom_field,
         mail_integrations=_mail(args.mail),
     )
-    stored = add_project(database(), project)
+    stored = add_project(registry_database(get_settings()), project)
     if args.json:
         print(json.dumps(stored.model_dump(mode="json")))
         return 0
@@ -186,7 +177,7 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from deactivation.projects import list_projects  # lazy: pymongo; keeps `deact --help` fast
 
-    projects = list_projects(database())
+    projects = list_projects(registry_database(get_settings()))
     if args.json:
         print(json.dumps({"projects": [project.model_dump(mode="json") for project in projects]}))
         return 0
@@ -200,7 +191,7 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from deactivation.projects import resolve_project  # lazy: pymongo; keeps `deact --help` fast
 
-    project = resolve_project(database(), args.project)
+    project = resolve_project(registry_database(get_settings()), args.project)
     if args.json:
         print(json.dumps(project.model_dump(mode="json")))
     else:
@@ -225,7 +216,7 @@ def _update(args: argparse.Namespace) -> int:
         changes["mail_integrations"] = _mail(args.mail)
     if not changes:
         raise CommandError("nothing to change: give --name, --kind, --reason, --custom-field or --mail")
-    db = database()
+    db = registry_database(get_settings())
     project = resolve_project(db, args.project)
     updated = update_project(db, project.hash, changes)
     if args.json:
@@ -239,7 +230,7 @@ def _remove(args: argparse.Namespace) -> int:
     # lazy: pymongo; keeps `deact --help` fast
     from deactivation.projects import remove_project, resolve_project
 
-    db = database()
+    db = registry_database(get_settings())
     project = resolve_project(db, args.project)
     history = project_history(db, project.hash)
     kept = ", ".join(f"{count} {what}" for what, count in history.items() if count)
@@ -316,7 +307,7 @@ def _key_create(args: argparse.Namespace) -> int:
     from deactivation.api_keys import ApiKeyError, create_key  # lazy: pymongo; keeps `deact --help` fast
     from deactivation.projects import resolve_project  # lazy: pymongo; keeps `deact --help` fast
 
-    db = database()
+    db = registry_database(get_settings())
     project_hash = None if args.all_projects else resolve_project(db, args.project).hash
     try:
         key, text = create_key(
@@ -335,7 +326,7 @@ def _key_list(args: argparse.Namespace) -> int:
     from deactivation.api_keys import list_keys  # lazy: pymongo; keeps `deact --help` fast
     from deactivation.projects import resolve_project  # lazy: pymongo; keeps `deact --help` fast
 
-    db = database()
+    db = registry_database(get_settings())
     project_hash = resolve_project(db, args.project).hash if args.project else None
     keys = list_keys(db, project_hash)
     if not keys:
@@ -353,7 +344,7 @@ def _key_revoke(args: argparse.Namespace) -> int:
     from deactivation.api_keys import ApiKeyError, revoke_key  # lazy: pymongo; keeps `deact --help` fast
 
     try:
-        key = revoke_key(database(), args.key_id)
+        key = revoke_key(registry_database(get_settings()), args.key_id)
     except ApiKeyError as exc:
         raise CommandError(str(exc)) from exc
     print(

@@ -27,11 +27,15 @@ def test_prefect_yaml_declares_the_contracted_deployments():
     assert schedules == {
         "deactivation-pipeline-hourly": [{"cron": "5 * * * *", "timezone": "UTC"}],
         "deactivation-analytics-hourly": [{"cron": "20 * * * *", "timezone": "UTC"}],
+        "deactivation-notifications": [{"cron": "*/5 * * * *", "timezone": "UTC"}],
+        "retention": [{"cron": "40 3 * * *", "timezone": "UTC"}],
         "backfill": [],
     }
     assert {d["entrypoint"] for d in deployments.values()} == {
         "flows/pipeline_flow.py:deactivation_pipeline",
         "flows/analytics_flow.py:deactivation_analytics",
+        "flows/notifications_flow.py:deactivation_notifications",
+        "flows/retention_flow.py:retention",
         "flows/backfill_flow.py:backfill",
     }
     assert {d["work_pool"]["name"] for d in deployments.values()} == {WORK_POOL}
