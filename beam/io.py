@@ -39,8 +39,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne
-from pymongo.database import Database
+from pymongo import MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from beam.elements import METRICS_NAMESPACE, RawFileContent, RawFileGroup
@@ -335,22 +334,6 @@ def list_staged_state(staging_dir: str) -> dict[str, list[str]]:
 
 
 # --- MongoDB -----------------------------------------------------------------------------------------
-def ensure_state_indexes(db: Database) -> None:
-    """The indexes the dashboard's paginated lists and the conditional upserts need."""
-    by_site = [("project_hash", ASCENDING), ("site_url", ASCENDING)]
-    for collection in (DEACTIVATIONS, SITES):
-        db[collection].create_index(by_site, unique=True, name="project_site_unique")
-        db[collection].create_index(
-            [("project_hash", ASCENDING), ("received_at", DESCENDING)], name="project_time"
-        )
-    db[DEACTIVATIONS].create_index(
-        [("project_hash", ASCENDING), ("reason_id", ASCENDING), ("received_at", DESCENDING)],
-        name="project_reason_time",
-    )
-    db[MAIL_OUTBOX].create_index([("status", ASCENDING), ("received_at", ASCENDING)], name="status_time")
-    db[MAIL_OUTBOX].create_index("event_id", name="event_id")
-
-
 def upsert_if_newer(collection, documents: list[dict[str, Any]]) -> int:
     """Replace each document where the stored one is older or equal; returns documents written.
 

@@ -55,7 +55,6 @@ from beam.io import (
     StageMailRequests,
     StageRows,
     WriteStagedDocuments,
-    ensure_state_indexes,
     list_staged,
     list_staged_state,
 )
@@ -64,7 +63,7 @@ from beam.transforms import ProcessDeactivations
 from deactivation.dead_letters import DEAD_LETTER_TYPES
 from deactivation.erasure import ErasureRegister, load_erasure_register
 from deactivation.hours import describe_hours, format_hour, hour_floor
-from deactivation.mongo import connect
+from deactivation.mongo import connect, ensure_latest_state_indexes
 from deactivation.projects import load_registry
 from deactivation.raw_store import open_raw_store
 from deactivation.schemas import ALL_TABLES, DEACTIVATION_ERRORS, HOUR_LOADS
@@ -339,7 +338,7 @@ def gather_inputs(
     erasure register."""
     store = open_raw_store(settings)
     files = [(format_hour(h), f.relative_path) for h in hours for f in store.list_hour(ROUTE, h)]
-    ensure_state_indexes(db)
+    ensure_latest_state_indexes(db)
     rules = registry_rules(load_registry(db))
     erasures = load_erasure_register(db, settings)
     log.info("pipeline: %d hour(s), %d file(s), %d project(s)", len(hours), len(files), len(rules))

@@ -20,9 +20,9 @@ from dashboard_app.auth import identify, rate_limit_key
 from dashboard_app.context import Dashboard
 from dashboard_app.errors import register_error_handlers
 from dashboard_app.pages import pages
-from dashboard_app.state import Cursors, ensure_dashboard_indexes
+from dashboard_app.state import Cursors
 from dashboard_app.unsubscribe import unsubscribe
-from deactivation.mongo import connect
+from deactivation.mongo import connect, ensure_latest_state_indexes
 from deactivation.secret_keys import derived_key
 from deactivation.settings import Settings, get_settings
 from deactivation.warehouse import open_warehouse
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     dashboard.init_app(app)
     try:
-        ensure_dashboard_indexes(dashboard.db)
+        ensure_latest_state_indexes(dashboard.db)
     except Exception as exc:  # MongoDB down at start: serve errors per request, retry indexes next start
         log.warning("dashboard indexes not ensured (MongoDB unreachable?): %s", type(exc).__name__)
 

@@ -1,8 +1,8 @@
 """What only the warehouse has: every deactivation in history (CSV export) and one site's history.
 
-The export walks the history newest first in fixed-size chunks, each chunk a keyset query that
-starts strictly after the previous chunk's last row, so memory holds one chunk whatever the range
-and the same SQL runs on DuckDB and BigQuery through the warehouse adapter.
+The export is one query, newest first, streamed from the warehouse in Arrow record batches
+(`Warehouse.query_batches`), so memory holds one batch whatever the range, and the same SQL runs
+on DuckDB and BigQuery through the warehouse adapter.
 """
 
 from __future__ import annotations
@@ -11,19 +11,23 @@ import csv
 import io
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pymongo.database import Database
 
 from dashboard_app.filters import ListFilters, day_start
-from dashboard_app.state import ISO_FORMAT, ITEM_FIELDS, PERSONAL_FIELDS
+from dashboard_app.state import ITEM_FIELDS, PERSONAL_FIELDS
 from deactivation.mongo import SITES
 from deactivation.warehouse import Warehouse
 
-#: Rows per warehouse query of the export (the memory bound of one download).
-CSV_CHUNK_ROWS = 50_000
+#: Rows per record batch of the export (the memory bound of one download).
+CSV_CHUNK_ROWS = 20_000
+#: Rows per warehouse query of the export, about (whole days; one day may hold more).
+SLICE_ROWS = 200_000
 #: Most rows of one site's history the API returns (a site deactivating more often is a bot).
 SITE_HISTORY_LIMIT = 1000
 _CONTACT_BATCH = 1000
@@ -71,30 +75,53 @@ def history_where(project_hash: str, filters: ListFilters) -> tuple[list[str], d
 
 def iter_history(
     warehouse: Warehouse, project_hash: str, filters: ListFilters, chunk_rows: int = CSV_CHUNK_ROWS
-) -> Iterator[pd.DataFrame]:
-    """Every matching deactivation in history, newest first, one bounded frame at a time."""
+) -> Iterator[pa.RecordBatch]:
+    """Every matching deactivation in history, newest first, in Arrow record batches of at most
+    `chunk_rows`, streamed from the warehouse (DuckDB's reader, BigQuery's result pages).
+
+    One query per slice of whole days holding about SLICE_ROWS rows (from a per-day count), newest
+    slice first: a warehouse sorts what one query returns before streaming it, so a slice bounds
+    that sort's memory as the batches bound ours. The newest slice is open towards the future and
+    the oldest towards the past, so rows written after the count are exported too."""
     conditions, params = history_where(project_hash, filters)
-    position: tuple[Any, str] | None = None
-    while True:
-        where = list(conditions)
-        chunk_params = dict(params)
-        if position is not None:
-            where.append(
-                "(d.received_at < @after_time OR (d.received_at = @after_time AND d.event_id < @after_id))"
-            )
-            chunk_params |= {"after_time": position[0], "after_id": position[1]}
+    where = " AND ".join(conditions)
+    counts = warehouse.query(
+        f"SELECT DATE(d.received_at) AS day, COUNT(*) AS n\n{_FROM}\nWHERE {where}\n"
+        "GROUP BY day ORDER BY day DESC",
+        params,
+    )
+    days = [(_as_date(row.day), int(row.n)) for row in counts.itertuples()]
+    edges: list[datetime] = []  # slice edges, newest first: each slice is [next edge, this edge)
+    total = 0
+    for index, (day, rows) in enumerate(days):
+        total += rows
+        if total >= SLICE_ROWS and index < len(days) - 1:
+            edges.append(day_start(day))
+            total = 0
+    upper: datetime | None = None
+    for lower in [*edges, None]:
+        bounds = list(conditions)
+        slice_params = dict(params)
+        if upper is not None:
+            bounds.append("d.received_at < @slice_end")
+            slice_params["slice_end"] = upper
+        if lower is not None:
+            bounds.append("d.received_at >= @slice_start")
+            slice_params["slice_start"] = lower
         sql = (
-            f"SELECT {_COLUMNS}\n{_FROM}\nWHERE {' AND '.join(where)}\n"
-            f"ORDER BY d.received_at DESC, d.event_id DESC\nLIMIT {int(chunk_rows)}"
+            f"SELECT {_COLUMNS}\n{_FROM}\nWHERE {' AND '.join(bounds)}\n"
+            "ORDER BY d.received_at DESC, d.event_id DESC"
         )
-        frame = warehouse.query(sql, chunk_params)
-        if frame.empty:
-            return
-        yield frame
-        if len(frame) < chunk_rows:
-            return
-        last = frame.iloc[-1]
-        position = (pd.Timestamp(last["received_at"]).to_pydatetime(), str(last["event_id"]))
+        for batch in warehouse.query_batches(sql, slice_params, chunk_rows):
+            if batch.num_rows:
+                yield batch
+        upper = lower
+
+
+def _as_date(value: Any) -> date:
+    return (
+        value if isinstance(value, date) and not isinstance(value, datetime) else pd.Timestamp(value).date()
+    )
 
 
 def csv_lines(
@@ -112,12 +139,13 @@ def csv_lines(
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     yield buffer.getvalue()
-    for frame in iter_history(warehouse, project_hash, filters, chunk_rows):
-        frame["received_at"] = iso_times(frame["received_at"])
-        cells = [safe_column(frame[name]) for name in ITEM_FIELDS]
+    for batch in iter_history(warehouse, project_hash, filters, chunk_rows):
+        cells = [safe_column(batch.column(name)) for name in ITEM_FIELDS if name != "received_at"]
+        cells.insert(ITEM_FIELDS.index("received_at"), iso_times(batch.column("received_at")))
         if personal:
-            contacts = _contacts(db, project_hash, frame["site_url"].unique().tolist())
-            found = [contacts.get(url, {}) for url in frame["site_url"].tolist()]
+            urls = batch.column("site_url").to_pylist()
+            contacts = _contacts(db, project_hash, sorted(set(urls)))
+            found = [contacts.get(url, {}) for url in urls]
             cells += [[safe_cell(contact.get(name)) for contact in found] for name in PERSONAL_FIELDS]
         rows = zip(*cells, strict=True)
         while piece := list(itertools.islice(rows, _ROWS_PER_PIECE)):
@@ -127,15 +155,20 @@ def csv_lines(
             yield buffer.getvalue()
 
 
-def safe_column(column: pd.Series) -> list[str]:
-    """A column as CSV cells, each neutralised like safe_cell (vectorised: a chunk at a time)."""
-    text = column.astype("string").fillna("")
-    return text.where(~text.str.startswith(_FORMULA_START), "'" + text).tolist()
+def safe_column(column: pa.Array) -> list[str]:
+    """A column as CSV cells, each neutralised like safe_cell (vectorised: a batch at a time)."""
+    text = pc.fill_null(pc.cast(column, pa.string()), "")
+    risky = pc.starts_with(text, _FORMULA_START[0])
+    for start in _FORMULA_START[1:]:
+        risky = pc.or_(risky, pc.starts_with(text, start))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text).to_pylist()
 
 
-def iso_times(column: pd.Series) -> pd.Series:
-    """Timestamps as ISO 8601 UTC text with microseconds, vectorised (a chunk at a time)."""
-    return pd.to_datetime(column, utc=True).dt.strftime(ISO_FORMAT)
+def iso_times(column: pa.Array) -> list[str]:
+    """Timestamps as ISO 8601 UTC text with microseconds, vectorised (a batch at a time)."""
+    stamps = pc.cast(column, pa.timestamp("us", tz="UTC"))
+    # Arrow's %S of a microsecond timestamp carries the fraction: SS.ffffff.
+    return pc.fill_null(pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ"), "").to_pylist()
 
 
 def safe_cell(value: Any) -> str:
@@ -153,7 +186,7 @@ def site_history(warehouse: Warehouse, project_hash: str, site_url: str) -> list
         f"ORDER BY d.received_at DESC, d.event_id DESC\nLIMIT {SITE_HISTORY_LIMIT}",
         {"project_hash": project_hash, "site_url": site_url},
     )
-    frame["received_at"] = iso_times(frame["received_at"])
+    frame["received_at"] = iso_times(pa.Array.from_pandas(frame["received_at"]))
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
 

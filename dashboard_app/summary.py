@@ -6,11 +6,15 @@ the share of answers with free text; `daily_dead_letter_counts` the data-quality
 
 from __future__ import annotations
 
+import copy
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 from pymongo.database import Database
+
+from dashboard_app.charts import LoadedAggregates, published_version
 
 TOP_REASONS = 5
 
@@ -24,7 +28,30 @@ def _in_range(start_day: date, end_day: date) -> dict[str, str]:
 
 
 def project_summary(db: Database, project_hash: str, start_day: date, end_day: date) -> dict[str, Any]:
-    """Totals, per day, top reasons and the change against the previous period of the same length."""
+    """Totals, per day, top reasons and the change against the previous period of the same length
+    (cached per project, period and published version, like the charts' rows)."""
+    key = ("summary", db.name, project_hash, start_day, end_day, published_version(db))
+    return _cached(key, lambda: _project_summary(db, project_hash, start_day, end_day))
+
+
+def dead_letters_by_day(db: Database, start_day: date, end_day: date) -> dict[str, Any]:
+    """Every project's rejected records per day and dead-letter type (operators only; cached)."""
+    key = ("dead_letters", db.name, start_day, end_day, published_version(db))
+    return _cached(key, lambda: _dead_letters_by_day(db, start_day, end_day))
+
+
+def _cached(key: tuple, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    found = _ANSWERS.get(key)
+    if found is None:
+        found = compute()
+        _ANSWERS.put(key, found)
+    return copy.deepcopy(found)  # callers may add to their answer; the cached one stays as it was
+
+
+_ANSWERS = LoadedAggregates(size=256)
+
+
+def _project_summary(db: Database, project_hash: str, start_day: date, end_day: date) -> dict[str, Any]:
     length = (end_day - start_day).days + 1
     previous_end = start_day - timedelta(days=1)
     previous_start = previous_end - timedelta(days=length - 1)
@@ -77,8 +104,7 @@ def project_summary(db: Database, project_hash: str, start_day: date, end_day: d
     }
 
 
-def dead_letters_by_day(db: Database, start_day: date, end_day: date) -> dict[str, Any]:
-    """Every project's rejected records per day and dead-letter type (operators only)."""
+def _dead_letters_by_day(db: Database, start_day: date, end_day: date) -> dict[str, Any]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for document in db["daily_dead_letter_counts"].find(
         {"day": _in_range(start_day, end_day)}, {"day": 1, "error_type": 1, "dead_letters": 1}

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from pymongo import MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 
 from deactivation.processes import stop_process_group
@@ -30,8 +30,33 @@ SITES = "sites"
 MAIL_OUTBOX = "mail_outbox"
 #: Notification records (forwards, auto-replies, digests, alerts, webhooks; notifications/outbox.py).
 NOTIFICATIONS = "notifications"
+#: What the analytics build published last: one document, `{_id: PUBLISHED_MARKER_ID, watermark,
+#: built_at}` (the dashboard keys its caches of aggregate rows on it).
+ANALYTICS_PUBLISHED = "analytics_published"
+PUBLISHED_MARKER_ID = "published"
 #: One lease document per raw hour a pipeline run is processing (beam/hour_lock.py).
 PIPELINE_LOCKS = "pipeline_locks"
+
+
+def ensure_latest_state_indexes(db: Database) -> None:
+    """The indexes of latest state and the outbox (idempotent; the pipeline and the dashboard both
+    create them, so either works on a database the other has not touched yet).
+
+    One document per project + site (the conditional upserts' key); the dashboard's list reads
+    windows of `received_at` per project (and reason), and the `_id`-suffixed ones let a real
+    MongoDB answer a window's sort from the index without a SORT stage.
+    """
+    by_site = [("project_hash", ASCENDING), ("site_url", ASCENDING)]
+    by_time = [("project_hash", ASCENDING), ("received_at", DESCENDING)]
+    by_reason = [("project_hash", ASCENDING), ("reason_id", ASCENDING), ("received_at", DESCENDING)]
+    for collection in (DEACTIVATIONS, SITES):
+        db[collection].create_index(by_site, unique=True, name="project_site_unique")
+        db[collection].create_index(by_time, name="project_time")
+    db[DEACTIVATIONS].create_index(by_reason, name="project_reason_time")
+    db[DEACTIVATIONS].create_index([*by_time, ("_id", DESCENDING)], name="dashboard_project_time_id")
+    db[DEACTIVATIONS].create_index([*by_reason, ("_id", DESCENDING)], name="dashboard_project_reason_time_id")
+    db[MAIL_OUTBOX].create_index([("status", ASCENDING), ("received_at", ASCENDING)], name="status_time")
+    db[MAIL_OUTBOX].create_index("event_id", name="event_id")
 
 
 def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.database import Database
 
-from deactivation.mongo import connect
+from deactivation.mongo import ANALYTICS_PUBLISHED, PUBLISHED_MARKER_ID, connect
 from deactivation.schemas import ALL_TABLES
 from deactivation.settings import Settings
 from deactivation.warehouse import Warehouse, open_warehouse
@@ -165,7 +165,10 @@ def _publish_all(settings: Settings, warehouse: Warehouse, plan: RebuildPlan) ->
     client = connect(settings)
     try:
         database = client[settings.MONGODB_DB]
-        return {a.name: publish_aggregate(warehouse, database, a, plan) for a in AGGREGATES}
+        published = {a.name: publish_aggregate(warehouse, database, a, plan) for a in AGGREGATES}
+        marker = {"watermark": plan.watermark, "built_at": datetime.now(UTC)}
+        database[ANALYTICS_PUBLISHED].replace_one({"_id": PUBLISHED_MARKER_ID}, marker, upsert=True)
+        return published
     finally:
         client.close()
 

@@ -9,6 +9,7 @@ import tracemalloc
 import duckdb
 import pytest
 
+from dashboard_app import history
 from dashboard_app.filters import ListFilters
 from dashboard_app.history import csv_lines, safe_cell
 from deactivation.mongo import get_database
@@ -17,8 +18,8 @@ from deactivation.warehouse import open_warehouse
 PROJECT = "6f1d2c3b-8a4e-4f5a-9b6c-1d2e3f4a5b6c"
 
 
-def fill_history(settings, rows: int) -> None:
-    """`rows` synthetic deactivations (and their site rows) of one project, one per second."""
+def fill_history(settings, rows: int, step_seconds: int = 1) -> None:
+    """`rows` synthetic deactivations (and their site rows) of one project, one per `step_seconds`."""
     open_warehouse(settings).ensure_tables()
     with duckdb.connect(str(settings.duckdb_path)) as connection:
         connection.execute("SET TimeZone = 'UTC'")
@@ -31,7 +32,7 @@ def fill_history(settings, rows: int) -> None:
                    'https://site-' || (i % 5000) || '.example.com', 'other', 'Other',
                    CASE WHEN i % 3 = 0 THEN '=HYPERLINK("http://evil")' ELSE 'fine' END,
                    '2.4.0', '6.5.3', '8.2.1', 'en_US'
-            FROM (SELECT i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL 1 SECOND * i AS t
+            FROM (SELECT i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL 1 SECOND * i * {step_seconds} AS t
                   FROM range({rows}) AS r(i))
             """
         )
@@ -87,6 +88,16 @@ def test_every_row_is_exported_once_across_chunks_and_formulas_are_neutralised(s
     assert rows[0]["received_at"] > rows[-1]["received_at"]
     assert {row["reason_info"] for row in rows} == {'\'=HYPERLINK("http://evil")', "fine"}
     assert all(row["site_name"].startswith("'@") for row in rows)
+
+
+def test_an_export_over_several_day_slices_has_every_row_once_newest_first(settings, monkeypatch):
+    monkeypatch.setattr(history, "SLICE_ROWS", 500)
+    fill_history(settings, 2_345, step_seconds=137)  # about 3.7 days: several slices of whole days
+    text = "".join(
+        csv_lines(open_warehouse(settings), get_database(settings), PROJECT, ListFilters(), personal=False)
+    )
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["event_id"] for row in rows] == [f"{i:032d}" for i in reversed(range(2_345))]
 
 
 @pytest.mark.parametrize(
