@@ -105,7 +105,12 @@ def _set_log_levels(settings, command: str, *, debug: bool, verbose: bool) -> No
         level = logging.getLevelName(settings.LOG_LEVEL.upper())
     else:
         level = logging.WARNING
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    root.setLevel(level)
+    # Records of loggers with a level of their own (Prefect's run loggers log INFO to the run's
+    # Logs tab) still propagate here: the handler's level keeps them off the terminal.
+    for handler in root.handlers:
+        handler.setLevel(level)
     if level >= logging.WARNING:  # libraries that set their own loggers to INFO
         for chatty in ("httpx", "httpcore", "sqlglot", "urllib3", "google", "apache_beam"):
             logging.getLogger(chatty).setLevel(level)

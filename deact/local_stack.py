@@ -57,6 +57,10 @@ def prefect_api_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.PREFECT_PORT}/api"
 
 
+#: The packages whose loggers Prefect also sends to a flow run's logs (set in the Dockerfile too).
+PREFECT_EXTRA_LOGGERS = "beam,reports,deactivation,notifications,privacy"
+
+
 def prefect_environment(settings: Settings) -> dict[str, str]:
     """Prefect's own variables for the local stack: its home and SQLite database under DATA_DIR."""
     home = settings.prefect_home.resolve()
@@ -66,6 +70,7 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(int(PREFECT_STARTUP_TIMEOUT_S)),
         # No telemetry from a self-hosted stack (and none of its DNS errors in the logs).
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": PREFECT_EXTRA_LOGGERS,
     }
 
 
@@ -276,6 +281,8 @@ def configure_prefect(settings: Settings) -> str:
     # run's Logs tab in the UI) stays Prefect's own.
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING" if quiet else "INFO")
+    # The apps' own log lines (pipeline, analytics, notifications, retention) go to the run's Logs tab.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", PREFECT_EXTRA_LOGGERS)
     if settings.PREFECT_API_URL:
         if not answers(f"{settings.PREFECT_API_URL.rstrip('/')}/health"):
             raise ServiceUnavailable(
