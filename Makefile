@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: venv .venv-bq test demo lint lock up up-emulators down lab bench-ingest bench-pipeline bench-analytics
+.PHONY: venv .venv-bq test demo lint lock up up-emulators down lab bench-ingest bench-pipeline bench-analytics bench-vs-go bench-dashboard bench-notify
 
 venv: $(STAMP)
 
@@ -86,3 +86,16 @@ bench-analytics: venv
 # needs `apt-get install nghttp2-client`, or wrk for --no-keepalive).
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py
+
+# deact serve and the Go reference collector (../shared/bench/go-collector; Debian golang-go) under
+# the same h2load run, side by side; prints the ratio.
+bench-vs-go: venv
+	$(BIN)/python bench/collector_vs_go.py
+
+# The dashboard's list, overview and CSV export against the local MongoDB and DuckDB.
+bench-dashboard: venv
+	$(BIN)/python bench/dashboard.py
+
+# 100,000 notifications drained through the local SMTP sink.
+bench-notify: venv
+	$(BIN)/python bench/notify.py --messages 100000

@@ -55,7 +55,11 @@ UNKNOWN_PROJECT_HASH = "deadbeef-0000-4000-8000-000000000000"
 
 #: Share of events that are bad by design, and which kinds (equally likely).
 BAD_EVENT_SHARE = 0.03
-BAD_KINDS = ("unknown_project", "invalid_reason", "invalid_field")
+BAD_KINDS = (
+    DeadLetterType.UNKNOWN_PROJECT.value,
+    DeadLetterType.INVALID_REASON.value,
+    DeadLetterType.INVALID_FIELD.value,
+)
 
 #: Share of plugin events sent by the legacy SDK (v1.1.x: `version` instead of `project_version`).
 LEGACY_SHARE = 0.1
@@ -404,17 +408,21 @@ class _EventMaker:
 def _bad_kind(rng: random.Random, project: Project) -> str | None:
     if rng.random() >= BAD_EVENT_SHARE:
         return None
-    kinds = BAD_KINDS if project.kind == "plugin" else tuple(k for k in BAD_KINDS if k != "invalid_reason")
+    kinds = (
+        BAD_KINDS
+        if project.kind == "plugin"
+        else tuple(k for k in BAD_KINDS if k != DeadLetterType.INVALID_REASON)
+    )
     return rng.choice(kinds)
 
 
 def _spoil(body: dict[str, Any], kind: str) -> None:
     """Make a valid body bad in the way `kind` names (its expected dead-letter type)."""
-    if kind == "unknown_project":
+    if kind == DeadLetterType.UNKNOWN_PROJECT:
         body["hash"] = UNKNOWN_PROJECT_HASH
-    elif kind == "invalid_reason":
+    elif kind == DeadLetterType.INVALID_REASON:
         body["reason_id"] = "made-up-reason"
-    elif kind == "invalid_field":
+    elif kind == DeadLetterType.INVALID_FIELD:
         body["wp"]["memory_limit"] = "lots"
     else:
         raise ValueError(f"unknown bad event kind {kind!r}")

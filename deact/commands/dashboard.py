@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from granian import Granian
-from granian.constants import Interfaces
-
+from deact.http_server import serve_forever
 from deactivation.settings import get_settings
 
 
@@ -29,16 +27,14 @@ def _serve(args: argparse.Namespace) -> int:
         f"{settings.DASHBOARD_THREADS} threads)",
         flush=True,
     )
-    Granian(
+    serve_forever(
         "dashboard_app:create_app",
-        factory=True,
-        address=args.host,
+        interface="wsgi",
+        host=args.host,
         port=port,
-        interface=Interfaces.WSGI,
         workers=settings.DASHBOARD_WORKERS,
         blocking_threads=settings.DASHBOARD_THREADS,
-        log_access=False,
-        respawn_failed_workers=True,
-        workers_kill_timeout=30,
-    ).serve()
+        # A slow client may hold a thread only this long while sending its headers.
+        header_read_timeout_s=settings.INGEST_BODY_TIMEOUT_S,
+    )
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from deact.http_server import serve_forever
 from deactivation.settings import get_settings
 
 
@@ -23,11 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # lazy: the server loads only for `deact serve`; every other command starts without it.
-    from granian import Granian
-    from granian.constants import Interfaces  # lazy: as above
-    from granian.http import HTTP1Settings  # lazy: as above
-
     settings = get_settings()
     port = args.port if args.port is not None else settings.PORT
     print(
@@ -35,18 +31,13 @@ def _serve(args: argparse.Namespace) -> int:
         f"{settings.INGEST_THREADS} threads each for Flask), raw store {settings.RAW_STORE_URL}",
         flush=True,
     )
-    Granian(
+    serve_forever(
         "ingest_app.fast_path:create_asgi_app",
-        factory=True,
-        address=args.host,
+        interface="asgi",
+        host=args.host,
         port=port,
-        interface=Interfaces.ASGI,
         workers=settings.INGEST_WORKERS,
         # Headers get the same deadline as bodies (the front enforces the body's).
-        http1_settings=HTTP1Settings(header_read_timeout=int(settings.INGEST_BODY_TIMEOUT_S * 1000)),
-        backlog=2048,
-        log_access=False,
-        respawn_failed_workers=True,
-        workers_kill_timeout=30,
-    ).serve()
+        header_read_timeout_s=settings.INGEST_BODY_TIMEOUT_S,
+    )
     return 0

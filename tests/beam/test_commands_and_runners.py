@@ -69,10 +69,13 @@ def test_dataflow_is_chosen_by_options_alone_and_the_graph_builds(settings, tmp_
     # The job itself writes no store: MongoDB is written by the second job, after the commit.
     assert not [label for label in labels if label.startswith("Write_")]
     assert type(pipeline.runner).__name__ == "DataflowRunner"
-    state_job = build_state_pipeline(
-        options, {"sites": ["gs://acme-tmp/run/mongo_sites/part-0.ndjson"]}, "mongodb://db", "d", 4
-    )
-    with mock.patch.object(GoogleCloudOptions, "_warn_if_soft_delete_policy_enabled"):
+    with (
+        mock.patch("google.auth.default", return_value=(AnonymousCredentials(), "acme")),
+        mock.patch.object(GoogleCloudOptions, "_warn_if_soft_delete_policy_enabled"),
+    ):
+        state_job = build_state_pipeline(
+            options, {"sites": ["gs://acme-tmp/run/mongo_sites/part-0.ndjson"]}, "mongodb://db", "d", 4
+        )
         state_labels = {t.unique_name for t in state_job.to_runner_api().components.transforms.values()}
     assert {"Read_sites", "Write_sites"} <= state_labels
 
