@@ -165,6 +165,8 @@ class Truth:
 
     events: list[TruthEvent] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)
+    #: The same bad events by (project hash as the pipeline reads it, UTC day, dead-letter type).
+    dead_letters: Counter[tuple[str, date, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -219,6 +221,7 @@ def generate_events(
             if bad_kind:
                 _spoil(body, bad_kind)
                 truth.rejected[bad_kind] += 1
+                truth.dead_letters[(body["hash"], received_at.date(), bad_kind)] += 1
             envelopes.append(_envelope(rng, body, received_at))
             if bad_kind is None:
                 answer = (
@@ -231,6 +234,12 @@ def generate_events(
                 previous = last_kept_answer.get(answer)
                 if duplicate_window_minutes > 0 and previous and received_at - previous <= resend_window:
                     truth.rejected[DeadLetterType.DUPLICATE.value] += 1
+                    duplicate = (
+                        truth_event["project_hash"],
+                        received_at.date(),
+                        DeadLetterType.DUPLICATE.value,
+                    )
+                    truth.dead_letters[duplicate] += 1
                     continue
                 last_kept_answer[answer] = received_at
                 truth.events.append(

@@ -95,7 +95,9 @@ def load_events(settings, events: list[TruthEvent], hours: Iterable[datetime], l
     )
 
 
-def expected_aggregates(events: list[TruthEvent]) -> dict[str, dict[tuple, tuple]]:
+def expected_aggregates(
+    events: list[TruthEvent], dead_letters: Counter | None = None
+) -> dict[str, dict[tuple, tuple]]:
     """Every aggregate, key → values, counted from the generator's record."""
     labels = {(e.project_hash, e.reason_id): e.reason_label for e in events}
     by_hour = Counter((e.project_hash, e.hour, e.reason_id) for e in events)
@@ -150,8 +152,9 @@ def expected_aggregates(events: list[TruthEvent]) -> dict[str, dict[tuple, tuple
             (p, d): (n, sum(1 for e in events if (e.project_hash, e.day) == (p, d) and e.reason_info.strip()))
             for (p, d), n in day_totals.items()
         },
-        # load_events loads deactivations only, no rejected records: no dead letters to count.
-        "daily_dead_letter_counts": {},
+        # (project, day, type) → count: the generator's record of its bad events; none when only
+        # deactivations were loaded (load_events).
+        "daily_dead_letter_counts": {key: (n,) for key, n in (dead_letters or {}).items()},
     }
 
 

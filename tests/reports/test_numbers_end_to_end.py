@@ -40,7 +40,7 @@ def test_generator_pipeline_analytics_agree_with_the_truth_exactly(settings, mon
 
     analytics = build_analytics(settings)
     assert analytics.hours_rebuilt == [f"{h:%Y-%m-%dT%H}" for h in HOURS]
-    expected = truth.expected_aggregates(generated.truth.events)
+    expected = truth.expected_aggregates(generated.truth.events, generated.truth.dead_letters)
     truth.assert_aggregates_equal(truth.actual_aggregates(settings), expected)
     for aggregate in AGGREGATES:
         assert mongo_db[aggregate.name].count_documents({}) == len(expected[aggregate.name])

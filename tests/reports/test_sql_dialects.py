@@ -21,7 +21,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from deactivation.schemas import ALL_TABLES, DEACTIVATIONS, SITES
+from deactivation.dead_letters import DEAD_LETTER_TYPES
+from deactivation.schemas import ALL_TABLES, DEACTIVATION_ERRORS, DEACTIVATIONS, SITES
 from deactivation.warehouse import DuckDBWarehouse, rows_to_arrow
 
 SQL_DIR = Path(__file__).parents[2] / "reports" / "sql"
@@ -98,6 +99,30 @@ def history_rows() -> tuple[list[dict], list[dict]]:
     return deactivations, sites
 
 
+def dead_letter_rows() -> list[dict]:
+    """A few rejected records of every type over the same hours, some without a readable project."""
+    pick = random.Random(20261102)
+    rows = []
+    for hour in HOURS:
+        for n in range(pick.randint(0, 4)):
+            project = pick.choice([*REASONS, None])
+            rows.append(
+                {
+                    "error_id": f"err-{hour:%Y%m%d%H}-{n}",
+                    "raw_hour": hour,
+                    "error_type": pick.choice(DEAD_LETTER_TYPES),
+                    "detail": "seeded",
+                    "raw_file": f"deactivate/{hour:%Y/%m/%d/%H}/seed.ndjson",
+                    "raw_line": n + 1,
+                    "event_id": None,
+                    "project_hash": project,
+                    "received_at": hour if project else None,
+                    "raw_envelope": "",
+                }
+            )
+    return rows
+
+
 def tables_read(sql: str) -> set[str]:
     """Names of the tables a statement reads (its own CTEs left out)."""
     tree = sqlglot.parse_one(sql, read="bigquery")
@@ -140,7 +165,11 @@ def seed(warehouse, reads: dict[str, set[str]]) -> None:
     warehouse.ensure_tables()
     warehouse.replace_hours(
         HOURS,
-        {"deactivations": rows_to_arrow(DEACTIVATIONS, deactivations), "sites": rows_to_arrow(SITES, sites)},
+        {
+            "deactivations": rows_to_arrow(DEACTIVATIONS, deactivations),
+            "sites": rows_to_arrow(SITES, sites),
+            "deactivation_errors": rows_to_arrow(DEACTIVATION_ERRORS, dead_letter_rows()),
+        },
     )
     derived = {table for read in reads.values() for table in read} - set(ALL_TABLES)
     missing = derived - set(reads)
