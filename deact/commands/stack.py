@@ -127,10 +127,20 @@ def _register_deployments(registry) -> None:
 
 def _print_urls(settings: Settings, registry) -> None:
     ui = local_stack.prefect_api_url(settings).removesuffix("/api")
+    smtp_port = local_stack.local_smtp_port(settings)
+    mail_line = (
+        f"  mail sink         smtp://127.0.0.1:{smtp_port}  (every mail as an .eml file in "
+        f"{settings.DATA_DIR / 'mail'})\n"
+        if smtp_port
+        else ""
+    )
     print(
         "\nThe local stack is up:\n"
         f"  Prefect UI        {ui}  (deployments, runs, artifacts; run any hour from there)\n"
         f"  collector         http://127.0.0.1:{settings.PORT}/deactivate  (healthz, readyz)\n"
+        f"  dashboard         {local_stack.dashboard_url(settings)}  (log in with a key: "
+        "`deact projects key create`)\n"
+        f"{mail_line}"
         f"  MongoDB           {settings.MONGODB_URI}\n"
         f"  logs              {registry.logs_dir}/\n"
         f"  stop everything   make down\n"

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from deact.commands.stack import _print_urls
+from deact.local_stack import ProcessRegistry
 from deactivation.settings import Settings
 
 
@@ -69,3 +71,14 @@ def test_stack_up_emulators_starts_both_and_down_stops_them(deact, settings):
         down = deact("stack", "down", "--json")
     assert down.returncode == 0, down.stderr
     assert set(json.loads(down.stdout)["stopped"]) == {"gcs-emulator", "bigquery-emulator"}
+
+
+def test_up_prints_where_every_service_answers(capsys, tmp_path):
+    settings = Settings(DATA_DIR=tmp_path, DASHBOARD_PORT=8051, _env_file=None)
+    _print_urls(settings, ProcessRegistry(settings))
+    out = capsys.readouterr().out
+    assert "dashboard         http://127.0.0.1:8051" in out
+    assert (
+        f"mail sink         smtp://127.0.0.1:8025  (every mail as an .eml file in {tmp_path / 'mail'})" in out
+    )
+    assert "collector         http://127.0.0.1:8080/deactivate" in out
