@@ -23,6 +23,7 @@ rewrites the documents it is the newest source for, so state converges to what h
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -234,14 +235,20 @@ def _contact_fields(contact: dict[str, str] | None) -> dict[str, Any]:
     }
 
 
-class _NewestPerBundle(beam.DoFn):
-    """Batches of ValidEvent → (_id, (order_key, NDJSON line)) per collection: only the newest
-    document per project + site of the whole bundle leaves (at most MAX_HELD_DOCUMENTS held, then
-    flushed), so the keyed combine after it sees about one element per site, not per event.
+class _StageBundleCandidates(beam.DoFn):
+    """Batches of ValidEvent → the bundle's newest document per project + site and collection,
+    written by the worker to a candidate NDJSON file under the staging directory; out, per
+    collection: (_id, (order_key, candidate file, line number)), a few dozen bytes per site.
 
-    The value is plain text and bytes, so the combine's shuffle uses Beam's fast primitive coders,
-    not pickle; a document is serialised only once it is known to be the bundle's newest.
+    The keyed combine after it then shuffles keys and positions, never documents: the documents
+    stay in the files their workers wrote, so a runner that keeps its shuffle in memory (the local
+    FnApiRunner) holds about a hundred bytes per site instead of the document. At most
+    MAX_HELD_DOCUMENTS are held per bundle before they are written out. A retried bundle writes
+    new files (uuid names); only positions that reached the combine are ever read.
     """
+
+    def __init__(self, staging_dir: str) -> None:
+        self.staging_dir = staging_dir
 
     def start_bundle(self) -> None:
         self.newest: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in STATE_COLLECTIONS}
@@ -262,13 +269,33 @@ class _NewestPerBundle(beam.DoFn):
     def _flush(self):
         held, self.newest = self.newest, {c: {} for c in STATE_COLLECTIONS}
         for collection, documents in held.items():
-            for document in documents.values():
-                yield collection, (document["_id"], (document["order_key"], orjson.dumps(document)))
+            if not documents:
+                continue
+            path = FileSystems.join(
+                self.staging_dir, f"candidates_{collection}", uuid.uuid4().hex + STATE_SUFFIX
+            )
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as sink:
+                sink.write(b"\n".join(orjson.dumps(document) for document in documents.values()))
+            for line, document in enumerate(documents.values()):
+                yield collection, (document["_id"], (document["order_key"], path, line))
 
 
-def _newest_line(keyed) -> bytes:
-    """(_id, (order_key, line)) → line; of equal order keys (the same event) any is the same."""
-    return keyed[1][1]
+def _position(keyed) -> tuple[str, int]:
+    """(_id, (order_key, candidate file, line)) → (candidate file, line); of equal order keys (the
+    same event staged by two bundles) either copy is the same document."""
+    _order_key, path, line = keyed[1]
+    return path, line
+
+
+class _ReadChosenLines(beam.DoFn):
+    """(candidate file, the line numbers the combine chose there) → those lines."""
+
+    def process(self, element):
+        path, lines = element
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as source:
+            candidates = source.read().split(b"\n")
+        for line in sorted(lines):
+            yield candidates[line]
 
 
 def _request_lines(batch) -> bytes:
@@ -283,19 +310,27 @@ def staged_state_prefix(staging_dir: str, collection: str) -> str:
 
 class StageLatestState(beam.PTransform):
     """Batches of ValidEvent → the newest document per project + site over the WHOLE window, per
-    collection, staged as NDJSON (one MongoDB write per site per run, not per batch)."""
+    collection, staged as NDJSON (one MongoDB write per site per run, not per batch).
+
+    A keyed combine over (order_key, position) picks each site's newest candidate; grouping the
+    winners by candidate file reads each file once, for the lines it won.
+    """
 
     def __init__(self, staging_dir: str) -> None:
         super().__init__()
         self.staging_dir = staging_dir
 
     def expand(self, events):
-        keyed = events | "KeyBySite" >> beam.ParDo(_NewestPerBundle()).with_outputs(*STATE_COLLECTIONS)
+        keyed = events | "StageCandidates" >> beam.ParDo(
+            _StageBundleCandidates(self.staging_dir)
+        ).with_outputs(*STATE_COLLECTIONS)
         return {
             collection: (
                 keyed[collection]
                 | f"Newest_{collection}" >> beam.CombinePerKey(max)
-                | f"Line_{collection}" >> beam.Map(_newest_line)
+                | f"Position_{collection}" >> beam.Map(_position)
+                | f"ByCandidateFile_{collection}" >> beam.GroupByKey()
+                | f"ReadChosen_{collection}" >> beam.ParDo(_ReadChosenLines())
                 | f"Stage_{collection}"
                 >> beam.io.WriteToText(
                     staged_state_prefix(self.staging_dir, collection), file_name_suffix=STATE_SUFFIX
@@ -335,15 +370,22 @@ def list_staged_state(staging_dir: str) -> dict[str, list[str]]:
 
 # --- MongoDB -----------------------------------------------------------------------------------------
 def upsert_if_newer(collection, documents: list[dict[str, Any]]) -> int:
-    """Replace each document where the stored one is older or equal; returns documents written.
+    """Write each document unless the stored one is newer; returns documents written.
 
-    A stored document that is newer makes the upsert's insert collide on `_id` (duplicate key):
-    that is the "keep the newer state" outcome. A collision can also come from a concurrent first
-    insert of the same site, so colliding writes are tried once more, when the document certainly
-    exists and the filter decides alone. Equal order keys replace, so a re-run repairs.
+    Sites not stored yet (most of an hour's) are inserted as one batch, the server's cheap path.
+    A site already stored collides there on `_id` and gets a conditional replace instead: replace
+    where the stored order key is older or equal (equal replaces, so a re-run repairs). A stored
+    document that is newer makes the replace's upsert collide on `_id` too: that is the "keep the
+    newer state" outcome. A concurrent writer of the same site (another hour's run) can make a
+    replace collide as well, so colliding replaces are tried once more, when the filter decides.
     """
-    written = 0
     pending = [mongo_document(d) for d in documents]
+    if not pending:
+        return 0
+    try:
+        return len(collection.insert_many(pending, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        written, pending = _collided(error, pending, "nInserted")
     for _attempt in range(2):
         if not pending:
             break
@@ -355,13 +397,21 @@ def upsert_if_newer(collection, documents: list[dict[str, Any]]) -> int:
             result = collection.bulk_write(operations, ordered=False)
             return written + result.upserted_count + result.matched_count
         except BulkWriteError as error:
-            details = error.details
-            others = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if others:
-                raise
-            written += details["nUpserted"] + details["nMatched"]
-            pending = [pending[e["index"]] for e in details["writeErrors"]]
+            done, pending = _collided(error, pending, "nUpserted", "nMatched")
+            written += done
     return written
+
+
+def _collided(
+    error: BulkWriteError, documents: list[dict[str, Any]], *written_counts: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """An unordered bulk write that failed only on `_id` collisions → (documents written, the
+    documents that collided); any other write error is raised."""
+    details = error.details
+    if any(e["code"] != DUPLICATE_KEY for e in details["writeErrors"]):
+        raise error
+    written = sum(details[count] for count in written_counts)
+    return written, [documents[e["index"]] for e in details["writeErrors"]]
 
 
 def insert_mail_requests(collection, requests: list[dict[str, Any]]) -> int:
@@ -372,10 +422,7 @@ def insert_mail_requests(collection, requests: list[dict[str, Any]]) -> int:
     try:
         return len(collection.insert_many([mongo_document(r) for r in requests], ordered=False).inserted_ids)
     except BulkWriteError as error:
-        details = error.details
-        if [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]:
-            raise
-        return details["nInserted"]
+        return _collided(error, requests, "nInserted")[0]
 
 
 class WriteStagedDocuments(beam.DoFn):

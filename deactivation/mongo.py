@@ -38,25 +38,34 @@ PUBLISHED_MARKER_ID = "published"
 PIPELINE_LOCKS = "pipeline_locks"
 
 
-def ensure_latest_state_indexes(db: Database) -> None:
-    """The indexes of latest state and the outbox (idempotent; the pipeline and the dashboard both
-    create them, so either works on a database the other has not touched yet).
+#: Indexes earlier versions created that nothing reads any more: `_id` (project|site) is already
+#: the unique key of a site, the list sorts each window itself, and the outbox is claimed through
+#: the notifier's own indexes (notifications/outbox.py). Each one cost every write of latest state
+#: an index entry, so they are dropped where found.
+RETIRED_LATEST_STATE_INDEXES = {
+    DEACTIVATIONS: ("project_site_unique", "dashboard_project_time_id", "dashboard_project_reason_time_id"),
+    SITES: ("project_site_unique",),
+    MAIL_OUTBOX: ("status_time", "event_id"),
+}
 
-    One document per project + site (the conditional upserts' key); the dashboard's list reads
-    windows of `received_at` per project (and reason), and the `_id`-suffixed ones let a real
-    MongoDB answer a window's sort from the index without a SORT stage.
+
+def ensure_latest_state_indexes(db: Database) -> None:
+    """The indexes of latest state (idempotent; the pipeline and the dashboard both create them, so
+    either works on a database the other has not touched yet).
+
+    A site's document is keyed by `_id` = project|site (the conditional upserts' key), so latest
+    state needs only what the readers filter on: the dashboard's list reads windows of
+    `received_at` per project (and reason); lookups by project (site names, erasure, counts) use
+    the same index's leading field. Every index is written on every upsert, so there are no more.
     """
-    by_site = [("project_hash", ASCENDING), ("site_url", ASCENDING)]
+    for collection, retired in RETIRED_LATEST_STATE_INDEXES.items():
+        for name in set(db[collection].index_information()).intersection(retired):
+            db[collection].drop_index(name)
     by_time = [("project_hash", ASCENDING), ("received_at", DESCENDING)]
-    by_reason = [("project_hash", ASCENDING), ("reason_id", ASCENDING), ("received_at", DESCENDING)]
     for collection in (DEACTIVATIONS, SITES):
-        db[collection].create_index(by_site, unique=True, name="project_site_unique")
         db[collection].create_index(by_time, name="project_time")
+    by_reason = [("project_hash", ASCENDING), ("reason_id", ASCENDING), ("received_at", DESCENDING)]
     db[DEACTIVATIONS].create_index(by_reason, name="project_reason_time")
-    db[DEACTIVATIONS].create_index([*by_time, ("_id", DESCENDING)], name="dashboard_project_time_id")
-    db[DEACTIVATIONS].create_index([*by_reason, ("_id", DESCENDING)], name="dashboard_project_reason_time_id")
-    db[MAIL_OUTBOX].create_index([("status", ASCENDING), ("received_at", ASCENDING)], name="status_time")
-    db[MAIL_OUTBOX].create_index("event_id", name="event_id")
 
 
 def connect(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:

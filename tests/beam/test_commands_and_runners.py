@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime
 from unittest import mock
 
+import pytest
+
 from beam.io import latest_per_site, state_document, upsert_if_newer
 from beam.pipeline import (
     PipelineInputs,
@@ -104,22 +106,53 @@ def test_conditional_upserts_keep_the_newest_state_in_any_order_and_equal_keys_r
     assert (stored["reason_id"], collection.count_documents({})) == ("same time, larger id", 1)
 
 
-def test_a_write_that_lost_a_race_for_the_first_insert_is_tried_again():
+def test_one_write_inserts_new_sites_replaces_older_ones_and_keeps_newer_ones(mongo_db):
+    def document(site: str, minute: int, reason: str) -> dict:
+        row = {
+            "project_hash": "p",
+            "site_url": f"https://{site}.example",
+            "event_id": f"{minute:08x}",
+            "received_at": f"2026-11-28T01:{minute:02d}:00.000000Z",
+            "reason_id": reason,
+        }
+        return state_document(row)
+
+    collection = mongo_db["latest_mixed"]
+    stored_first = [document("older", 10, "stored"), document("newer", 50, "stored")]
+    assert upsert_if_newer(collection, stored_first) == 2
+    batch = [document("new", 30, "run"), document("older", 30, "run"), document("newer", 30, "run")]
+
+    assert upsert_if_newer(collection, batch) == 2  # "newer" keeps its own, newer state
+
+    stored = {d["site_url"]: (d["reason_id"], d["order_key"]) for d in collection.find()}
+    assert stored == {
+        "https://new.example": ("run", batch[0]["order_key"]),
+        "https://older.example": ("run", batch[1]["order_key"]),
+        "https://newer.example": ("stored", stored_first[1]["order_key"]),
+    }
+
+
+def test_a_replace_that_lost_a_race_is_tried_again():
     from types import SimpleNamespace
 
     from pymongo.errors import BulkWriteError
 
     class RacingCollection:
-        """The first bulk collides on _id (another worker inserted the site meanwhile)."""
+        """Both sites exist; the first replace of b collides on _id (another worker wrote it
+        meanwhile)."""
 
         def __init__(self):
             self.bulks = []
+
+        def insert_many(self, documents, ordered):
+            errors = [{"index": i, "code": 11000} for i in range(len(documents))]
+            raise BulkWriteError({"writeErrors": errors, "nInserted": 0})
 
         def bulk_write(self, operations, ordered):
             self.bulks.append(operations)
             if len(self.bulks) == 1:
                 raise BulkWriteError(
-                    {"writeErrors": [{"index": 1, "code": 11000}], "nUpserted": 1, "nMatched": 0}
+                    {"writeErrors": [{"index": 1, "code": 11000}], "nUpserted": 0, "nMatched": 1}
                 )
             return SimpleNamespace(upserted_count=0, matched_count=1)
 
@@ -134,6 +167,18 @@ def test_a_write_that_lost_a_race_for_the_first_insert_is_tried_again():
         ["p|https://a.example", "p|https://b.example"],
         ["p|https://b.example"],
     ]
+
+
+def test_a_write_error_other_than_a_collision_is_raised():
+    from pymongo.errors import BulkWriteError
+
+    class FailingCollection:
+        def insert_many(self, documents, ordered):
+            raise BulkWriteError({"writeErrors": [{"index": 0, "code": 2}], "nInserted": 0})
+
+    row = {"project_hash": "p", "site_url": "https://a.example", "event_id": "e"}
+    with pytest.raises(BulkWriteError):
+        upsert_if_newer(FailingCollection(), [state_document({**row, "received_at": "2026-11-28T01:00:00Z"})])
 
 
 def test_file_groups_are_per_hour_and_stable():

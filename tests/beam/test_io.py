@@ -61,6 +61,25 @@ def test_latest_state_is_the_newest_per_site_over_the_whole_window(tmp_path, kit
         ]
 
 
+def test_the_combine_carries_positions_and_the_chosen_lines_are_read_back(tmp_path):
+    stage = edges._StageBundleCandidates(str(tmp_path))
+    stage.start_bundle()
+    batch = Batch(
+        "b0",
+        "2026-11-28T01",
+        [event("https://a.example", 5, "e1", "old"), event("https://a.example", 9, "e2", "new")],
+    )
+    assert list(stage.process(batch)) == []  # held until the bundle ends
+
+    keyed = {output.tag: output.value.value for output in stage.finish_bundle()}
+
+    assert set(keyed) == {DEACTIVATIONS, SITES}
+    site_id, (order_key, path, line) = keyed[DEACTIVATIONS]
+    assert (site_id, order_key, line) == ("p|https://a.example", "2026-11-28T01:09:00.000000Z|e2", 0)
+    (chosen,) = edges._ReadChosenLines().process((path, [line]))
+    assert orjson.loads(chosen)["reason_id"] == "new"  # the document stayed in the worker's file
+
+
 def test_staged_files_are_counted_from_their_footers(tmp_path):
     rows = [event(f"https://{i}.example", i, f"e{i}", "r").deactivation for i in range(3)]
     directory = staged_table_dir(str(tmp_path), DEACTIVATIONS_TABLE.name)

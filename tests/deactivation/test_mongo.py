@@ -6,7 +6,14 @@ import pymongo
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from deactivation.mongo import LocalMongoServer
+from deactivation.mongo import (
+    DEACTIVATIONS,
+    MAIL_OUTBOX,
+    RETIRED_LATEST_STATE_INDEXES,
+    SITES,
+    LocalMongoServer,
+    ensure_latest_state_indexes,
+)
 
 
 def test_local_mongo_fixture_starts_accepts_a_unique_index_and_stops(tmp_path):
@@ -21,3 +28,19 @@ def test_local_mongo_fixture_starts_accepts_a_unique_index_and_stops(tmp_path):
         client.close()
         pid = server.process.pid
     assert server.process.poll() is not None, f"server {pid} still running after stop"
+
+
+def test_latest_state_indexes_are_only_what_readers_use_and_retired_ones_are_dropped(mongo_db):
+    for collection, retired in RETIRED_LATEST_STATE_INDEXES.items():  # a database of an older version
+        for name in retired:
+            mongo_db[collection].create_index([("project_hash", 1), (name, 1)], name=name)
+    mongo_db[SITES].insert_one({"_id": "p|https://a.example", "project_hash": "p"})
+    mongo_db[MAIL_OUTBOX].create_index("lease_token", name="lease_token", sparse=True)  # the notifier's
+
+    ensure_latest_state_indexes(mongo_db)
+    ensure_latest_state_indexes(mongo_db)  # idempotent
+
+    assert set(mongo_db[DEACTIVATIONS].index_information()) == {"_id_", "project_time", "project_reason_time"}
+    assert set(mongo_db[SITES].index_information()) == {"_id_", "project_time"}
+    assert set(mongo_db[MAIL_OUTBOX].index_information()) == {"_id_", "lease_token"}
+    assert mongo_db[SITES].count_documents({}) == 1  # dropping an index touches no document
