@@ -74,9 +74,11 @@ down:
 up-emulators: venv
 	$(BIN)/deact stack up --emulators
 
-# The pipeline against DuckDB read_json on 100k- and 1M-event hours (see beam/README.md).
+# The pipeline against DuckDB read_json on 100k- and 1M-event hours (docs/performance.md);
+# other sizes: make bench-pipeline EVENTS=3000000 (about 20 minutes and 12 GB here).
+EVENTS ?=
 bench-pipeline: venv
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/pipeline.py $(if $(EVENTS),--events $(EVENTS))
 
 # Analytics on a 10M-row DuckDB warehouse: full rebuild and a one-hour incremental build.
 bench-analytics: venv

@@ -61,7 +61,7 @@ STATE_COLLECTIONS = (DEACTIVATIONS, SITES)
 STAGED_COLLECTIONS = (*STATE_COLLECTIONS, MAIL_OUTBOX)
 #: Documents per bulk write of the state writers.
 MONGO_BULK_DOCUMENTS = 1000
-#: Latest-state documents a staging worker holds per bundle before it passes them on.
+#: Latest-state documents a staging worker holds per bundle before it writes a candidate file.
 MAX_HELD_DOCUMENTS = 50_000
 #: A worker that cannot reach MongoDB gives up after this long (then the run fails and says so).
 MONGO_SELECTION_TIMEOUT_MS = 10_000

@@ -97,7 +97,11 @@ def generate(root: Path, events: int) -> int:
     files = 0
     for chunk, start in enumerate(range(0, events, GENERATE_CHUNK)):
         generated = generate_events(
-            seed=chunk, start_hour=HOUR, hours=1, events_per_hour=min(GENERATE_CHUNK, events - start)
+            seed=chunk,
+            start_hour=HOUR,
+            hours=1,
+            events_per_hour=min(GENERATE_CHUNK, events - start),
+            sites_per_project=events,  # the whole hour's pool: chunks draw from the same sites
         )
         files += len(write_to_raw_store(store, generated.envelopes))
     return files
@@ -128,14 +132,16 @@ def _run_job_in_child(builder_name: str, settings, pipeline_args: list[str], arg
     from beam.elements import METRICS_NAMESPACE
 
     options = beam.pipeline.pipeline_options(settings, pipeline_args)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = getattr(beam.pipeline, builder_name)(options, *args).run()
     state = result.wait_until_finish()
+    cpu_seconds = time.process_time() - cpu_started
     counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
     return {
         "state": str(state),
         "counters": [(c.key.metric.name, c.committed or 0) for c in counters],
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": cpu_seconds,
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -152,7 +158,8 @@ class _ChildJob:
 
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             ran = pool.submit(_run_job_in_child, *self.call).result()
-        self.log.append({"job": self.call[0], "seconds": ran["seconds"], "peak_rss_mb": ran["peak_rss_mb"]})
+        measured = ("seconds", "cpu_seconds", "peak_rss_mb")
+        self.log.append({"job": self.call[0], **{name: ran[name] for name in measured}})
         counters = [
             SimpleNamespace(key=SimpleNamespace(metric=SimpleNamespace(name=n)), committed=v)
             for n, v in ran["counters"]
@@ -260,6 +267,20 @@ def bench_size(events: int, mongo_uri: str, pipeline_args: list[str], in_process
             f"{cpu_ratio:.1f} (CPU-seconds per event)",
             flush=True,
         )
+        warehouse_path = None
+        if jobs:  # the warehouse path alone: the Beam job and the load, against DuckDB reading the files
+            beam_job = jobs["build_pipeline"]
+            warehouse_path = {
+                "wall_ratio": (beam_job["seconds"] + load["seconds"]) / baseline["seconds"],
+                "beam_job_cpu_ratio": beam_job["cpu_seconds"] / baseline["cpu_seconds"],
+            }
+            print(
+                f"[{events}] warehouse path (Beam job + load) vs DuckDB read_json: "
+                f"1/{warehouse_path['wall_ratio']:.1f} of its rate (wall); Beam job "
+                f"{beam_job['cpu_seconds']:.1f} CPU-s = 1/{warehouse_path['beam_job_cpu_ratio']:.1f} "
+                "per CPU-second",
+                flush=True,
+            )
         db.client.drop_database("bench")
         db.client.close()
     return {
@@ -275,6 +296,9 @@ def bench_size(events: int, mongo_uri: str, pipeline_args: list[str], in_process
         "driver_peak_rss_before_warehouse_load_mb": round(pipeline["warehouse_load"]["peak_before_mb"]),
         "warehouse_load_seconds": round(pipeline["warehouse_load"]["seconds"], 2),
         "beam_job_seconds": round(jobs["build_pipeline"]["seconds"], 2) if jobs else None,
+        "beam_job_cpu_seconds": round(jobs["build_pipeline"]["cpu_seconds"], 2) if jobs else None,
+        "warehouse_path_wall_ratio": round(warehouse_path["wall_ratio"], 2) if warehouse_path else None,
+        "beam_job_cpu_ratio": round(warehouse_path["beam_job_cpu_ratio"], 2) if warehouse_path else None,
         "workers_peak_rss_mb": round(workers_peak) if workers_peak is not None else None,
         "mongo_documents": mongo_written,
         "mongo_docs_per_s": round(mongo_written / state_seconds) if state_seconds else None,

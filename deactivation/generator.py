@@ -187,8 +187,13 @@ def generate_events(
     events_per_hour: int,
     projects: Sequence[Project] = DEMO_PROJECTS,
     duplicate_window_minutes: int = Settings.model_fields["DUPLICATE_WINDOW_MINUTES"].default,
+    sites_per_project: int | None = None,
 ) -> GeneratedEvents:
     """`events_per_hour` events in each of `hours` hours from `start_hour` (UTC), fully seeded.
+
+    Each project draws its sites from `sites_per_project` (default: as many as an hour has events,
+    at least MIN_SITES_PER_PROJECT); a caller generating one large hour in chunks passes the whole
+    hour's size, so the chunks do not share a smaller pool.
 
     With hundreds of sites per project, the same site sometimes gives the same answer twice within
     `duplicate_window_minutes` of the same hour: the pipeline counts that once (the rest are
@@ -201,7 +206,7 @@ def generate_events(
     rng = random.Random(seed)
     # Sites repeat within a project (latest state per site is less than history), but a large hour
     # comes from as many sites as it has events, as real traffic does, not mostly from re-sends.
-    sites = max(MIN_SITES_PER_PROJECT, events_per_hour)
+    sites = max(MIN_SITES_PER_PROJECT, sites_per_project or events_per_hour)
     first_hour = hour_floor(start_hour)
     weights = [PROJECT_WEIGHTS[i] if i < len(PROJECT_WEIGHTS) else 1 for i in range(len(projects))]
     envelopes: list[dict[str, Any]] = []

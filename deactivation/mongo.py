@@ -103,6 +103,10 @@ def server_command(port: int, data_dir: Path | str, host: str = "127.0.0.1") -> 
         str(data_dir),
         "--log-level",
         "WARNING",
+        # A standalone server: nothing here uses change streams or transactions, and advertising
+        # the single-node replica set makes SecantusDB write an oplog entry per document written
+        # (about a fifth of its insert throughput, measured with latest-state documents).
+        "--standalone",
     ]
 
 

@@ -125,3 +125,15 @@ def test_a_resent_answer_within_the_window_is_a_duplicate_in_the_truth(generated
         len(without_window.truth.events)
         == len(generated.truth.events) + generated.truth.rejected["duplicate"]
     )
+
+
+def test_an_hour_generated_in_chunks_draws_from_the_whole_hours_site_pool():
+    def site_numbers(sites_per_project: int | None) -> set[int]:
+        chunk = generate_events(
+            seed=1, start_hour=START, hours=1, events_per_hour=300, sites_per_project=sites_per_project
+        )
+        return {int(e.site_url.rsplit("-", 1)[1].split(".")[0]) for e in chunk.truth.events}
+
+    assert max(site_numbers(None)) < 400  # a small hour: the floor of 400 sites a project
+    assert max(site_numbers(1_000_000)) >= 400  # a chunk of a 1M-event hour: its pool is 1M sites
+    assert max(site_numbers(1)) < 400  # never below the floor
