@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from deactivation.processes import stop_process_group
 from deactivation.settings import Settings
@@ -38,6 +39,8 @@ PUBLISHED_MARKER_ID = "published"
 PIPELINE_LOCKS = "pipeline_locks"
 
 
+#: MongoDB's error code for dropping an index that is not there (any more).
+INDEX_NOT_FOUND = 27
 #: Indexes earlier versions created that nothing reads any more: `_id` (project|site) is already
 #: the unique key of a site, the list sorts each window itself, and the outbox is claimed through
 #: the notifier's own indexes (notifications/outbox.py). Each one cost every write of latest state
@@ -60,7 +63,11 @@ def ensure_latest_state_indexes(db: Database) -> None:
     """
     for collection, retired in RETIRED_LATEST_STATE_INDEXES.items():
         for name in set(db[collection].index_information()).intersection(retired):
-            db[collection].drop_index(name)
+            try:
+                db[collection].drop_index(name)
+            except OperationFailure as exc:  # the dashboard and a pipeline run starting together
+                if exc.code != INDEX_NOT_FOUND:
+                    raise
     by_time = [("project_hash", ASCENDING), ("received_at", DESCENDING)]
     for collection in (DEACTIVATIONS, SITES):
         db[collection].create_index(by_time, name="project_time")

@@ -44,3 +44,20 @@ def test_latest_state_indexes_are_only_what_readers_use_and_retired_ones_are_dro
     assert set(mongo_db[SITES].index_information()) == {"_id_", "project_time"}
     assert set(mongo_db[MAIL_OUTBOX].index_information()) == {"_id_", "lease_token"}
     assert mongo_db[SITES].count_documents({}) == 1  # dropping an index touches no document
+
+
+def test_a_retired_index_dropped_meanwhile_by_another_process_is_no_error(mongo_db, monkeypatch):
+    mongo_db[SITES].create_index([("project_hash", 1), ("site_url", 1)], name="project_site_unique")
+    listing = pymongo.collection.Collection.index_information
+
+    def listed_then_dropped_by_another(collection):
+        names = listing(collection)
+        if "project_site_unique" in names:
+            collection.database[collection.name].drop_index("project_site_unique")  # the other one
+        return names
+
+    monkeypatch.setattr(pymongo.collection.Collection, "index_information", listed_then_dropped_by_another)
+
+    ensure_latest_state_indexes(mongo_db)
+
+    assert "project_site_unique" not in listing(mongo_db[SITES])
